@@ -1,0 +1,1 @@
+"""The engines behind the pools: serial (inline), thread, process and dask."""

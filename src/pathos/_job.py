@@ -1,0 +1,293 @@
+"""A job: one call of a verb (``map``, ``imap``, ``pipe``, ...), written once for every backend.
+
+::
+
+    caller thread                  Job                               backend thread(s)
+    -------------                  ---                               -----------------
+    items (eager list, or   -->  pending items --next_batch()-->   run the batch
+      a lazy window read by                                          (thread, process,
+      the consumer)                                                   Dask, or inline)
+    get()/next()  <-- wait --    outcomes  <--batch_done()/------    results, errors,
+                                               batch_failed()        crashes, timeouts
+
+The backend *pulls* batches when it has room, so input is read no faster than workers
+consume it, and chunk sizes adapt to measured task durations: the first batches hold one
+item each; later ones aim at ``TARGET_BATCH_SECONDS`` of work, but never more than an
+even share of what is left, so load stays balanced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections import deque
+from typing import Any, Callable, Iterator, Protocol
+
+from ._errors import PoolClosedError
+
+__all__ = ["Batch", "Job", "Notifier"]
+
+TARGET_BATCH_SECONDS = 0.02
+_keys = itertools.count(1)
+_CANCELLED = PoolClosedError("the call was cancelled before this item ran")
+
+
+class Notifier(Protocol):
+    def notify(self, job: Job) -> None: ...
+
+
+class Batch:
+    """Consecutive items of one job, run together in one worker.
+
+    Attributes:
+        job: the job it belongs to.
+        start: index of its first item in the job's input.
+        items: the argument tuples.
+        attempts: how many times it was started and lost to a crash.
+    """
+
+    __slots__ = ("attempts", "items", "job", "start")
+
+    def __init__(self, job: Job, start: int, items: list[tuple[Any, ...]], attempts: int = 0):
+        self.job = job
+        self.start = start
+        self.items = items
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return f"<Batch items {self.start}..{self.start + len(self.items) - 1}>"
+
+
+class Job:
+    """The items of one verb call, the batches cut from them, and their outcomes.
+
+    Args:
+        fn: the function to call on each item.
+        kwargs: keyword arguments for every call (``pipe`` only).
+        nodes: the pool's worker count, for the balance cap on chunk sizes.
+        chunksize: fixed items per batch, or None for adaptive.
+        timeout: per-task limit in seconds, or None.
+        retries: how often a batch lost to a dead worker is run again.
+        fail_fast: stop at the first error (``map``/``amap``) instead of keeping going.
+        progress: called with the number of items just finished, or None.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        kwargs: dict[str, Any] | None = None,
+        *,
+        nodes: int = 1,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        fail_fast: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.kwargs = kwargs or {}
+        self.nodes = max(1, nodes)
+        self.chunksize = chunksize
+        self.timeout = timeout
+        self.retries = retries
+        self.fail_fast = fail_fast
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._retry: deque[Batch] = deque()
+        self._next_index = 0  # index of the next pending item
+        self.total: int | None = None  # known once the input is exhausted
+        self.outcomes: dict[int, tuple[bool, Any]] = {}
+        self.order: deque[int] = deque()  # completion order, for unordered consumers
+        self.finished = 0
+        self.error: BaseException | None = None  # first error, for fail-fast jobs
+        self.cancelled = False
+        self.in_flight = 0
+        self._item_seconds = 0.0
+        self._items_timed = 0
+        self._notifier: Notifier | None = None
+        self._callbacks: list[Callable[[Job], None]] = []
+        self._fired = False
+        self.key = next(_keys)  # names the job's function in worker caches
+
+    # -- input ---------------------------------------------------------------------
+    def feed(self, items: list[tuple[Any, ...]], *, last: bool) -> None:
+        """Add items read from the input; ``last`` marks the end of the input."""
+        with self.lock:
+            self._pending.extend(items)
+            if last:
+                self.total = self._next_index + len(self._pending)
+                if self.total == self.finished:
+                    self.changed.notify_all()
+        if items and self._notifier is not None:
+            self._notifier.notify(self)
+        if last:
+            self._maybe_fire()
+
+    def add_done_callback(self, fn: Callable[[Job], None]) -> None:
+        """Call ``fn(job)`` once the job is complete, failed or cancelled (maybe at once)."""
+        with self.lock:
+            if not self._fired:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def _maybe_fire(self) -> None:
+        with self.lock:
+            if self._fired or not self.done_or_failed():
+                return
+            self._fired = True
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:  # a user's callback must not break the engine
+                import traceback
+
+                traceback.print_exc()
+
+    def attach(self, notifier: Notifier) -> None:
+        """Give the job to a backend, which pulls its batches from now on."""
+        self._notifier = notifier
+        notifier.notify(self)
+
+    def next_batch(self) -> Batch | None:
+        """The next batch to run, or None if there is nothing to run now."""
+        with self.lock:
+            if self.cancelled or (self.error is not None and self.fail_fast):
+                return None
+            if self._retry:
+                batch = self._retry.popleft()
+            elif self._pending:
+                size = min(self._batch_size(), len(self._pending))
+                pending = self._pending
+                items = [pending.popleft() for _ in range(size)]
+                batch = Batch(self, self._next_index, items)
+                self._next_index += size
+            else:
+                return None
+            self.in_flight += 1
+            return batch
+
+    def has_work(self) -> bool:
+        return bool(self._pending or self._retry) and not self.done_or_failed()
+
+    def ideal_batch(self) -> int:
+        """Items per batch that make about ``TARGET_BATCH_SECONDS`` of work."""
+        if self.chunksize:
+            return self.chunksize
+        if self.timeout is not None or not self._items_timed:
+            return 1
+        per_item = self._item_seconds / self._items_timed
+        return max(1, int(TARGET_BATCH_SECONDS / per_item) if per_item > 0 else 1 << 30)
+
+    def _batch_size(self) -> int:
+        size = self.ideal_batch()
+        if self.chunksize or size == 1:
+            return size
+        share = math.ceil(len(self._pending) / (2 * self.nodes))
+        return max(1, min(size, share))
+
+    # -- outcomes ------------------------------------------------------------------
+    def batch_done(
+        self,
+        batch: Batch,
+        values: list[Any],
+        errors: dict[int, BaseException] | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """Record a batch's results; ``errors`` maps offsets in the batch to exceptions."""
+        n = len(batch.items)
+        with self.lock:
+            self.in_flight -= 1
+            if seconds is not None:
+                self._item_seconds += seconds
+                self._items_timed += n
+            if self.cancelled:
+                return
+            start, outcomes, order = batch.start, self.outcomes, self.order
+            if errors:
+                for i in range(n):
+                    err = errors.get(i)
+                    if err is None:
+                        outcomes[start + i] = (True, values[i])
+                    else:
+                        outcomes[start + i] = (False, err)
+                        if self.error is None:
+                            self.error = err
+            else:
+                for i in range(n):
+                    outcomes[start + i] = (True, values[i])
+            order.extend(range(start, start + n))
+            self.finished += n
+            self.changed.notify_all()
+        if self.progress is not None:
+            self.progress(n)
+        self._maybe_fire()
+
+    def batch_failed(self, batch: Batch, exc: BaseException) -> None:
+        """Every item of ``batch`` failed with ``exc`` (a crash, a timeout, ...)."""
+        self.batch_done(batch, [None] * len(batch.items), dict.fromkeys(range(len(batch.items)), exc))
+
+    def batch_lost(self, batch: Batch, exc: BaseException) -> None:
+        """The worker running ``batch`` died: isolate the culprit, retry, or fail.
+
+        A batch of several items is split into single items and run again, so only the
+        item that kills its worker fails; a single item is retried ``retries`` times.
+        """
+        if len(batch.items) > 1:
+            singles = [Batch(self, batch.start + i, [it]) for i, it in enumerate(batch.items)]
+            self._requeue(batch, singles)
+        elif batch.attempts < self.retries:
+            self._requeue(batch, [Batch(self, batch.start, batch.items, batch.attempts + 1)])
+        else:
+            self.batch_failed(batch, exc)
+
+    def _requeue(self, old: Batch, batches: list[Batch]) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self._retry.extendleft(reversed(batches))
+        if self._notifier is not None:
+            self._notifier.notify(self)
+
+    def batch_unstarted(self, batch: Batch) -> None:
+        """A batch was taken but never ran (its worker went away first): run it again."""
+        with self.lock:
+            self.in_flight -= 1
+            self._retry.appendleft(batch)
+        if self._notifier is not None:
+            self._notifier.notify(self)
+
+    def cancel(self, exc: BaseException | None = None) -> None:
+        """Stop the job: no new batches; waiting consumers get ``exc`` (or a cancel error)."""
+        with self.lock:
+            if self.done_or_failed() and exc is None:
+                return
+            self.cancelled = True
+            if self.error is None:
+                self.error = exc or _CANCELLED
+            self._pending.clear()
+            self._retry.clear()
+            self.changed.notify_all()
+        self._maybe_fire()
+
+    # -- state ---------------------------------------------------------------------
+    def complete(self) -> bool:
+        return self.total is not None and self.finished >= self.total
+
+    def done_or_failed(self) -> bool:
+        return self.complete() or self.cancelled or (self.fail_fast and self.error is not None)
+
+    def wait(self, timeout: float | None, predicate: Callable[[], bool]) -> bool:
+        """Wait, under the job's lock, until ``predicate()`` or ``timeout`` seconds pass."""
+        with self.lock:
+            return self.changed.wait_for(predicate, timeout)
+
+
+def zip_items(args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """The argument tuples of ``f(a[i], b[i], ...)``, like builtin ``map``."""
+    return zip(*args)
+
+

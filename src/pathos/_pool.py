@@ -1,0 +1,415 @@
+"""The six verbs (``map``, ``imap``, ``uimap``, ``amap``, ``pipe``, ``apipe``), written once
+over :class:`~pathos._backend.Backend`, and pathos's pool lifecycle.
+
+The pool cache (pathos 0.3.5 behaviour, kept for compatibility): each pool class keeps
+one dict, ``__state__``, mapping a pool id to its backend. By default the id is the node
+count, so every ``ProcessPool(4)`` in a process shares one set of workers. ``close()``
+keeps the closed backend in the cache (calls then raise ``ValueError("Pool not
+running...")``) until ``clear()`` or ``restart()``; a ``with`` block clears at its end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+from ._backend import RUN, Backend, closed_error
+from ._errors import PathosError
+from ._job import Job
+from ._results import AsyncResult, ResultIterator, wait_for
+
+__all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
+
+_CALL_OPTIONS = ("chunksize", "timeout", "retries", "progress")
+
+
+class PoolRunningError(PathosError, ValueError, AssertionError):
+    """``join()`` was called on a pool still running (a ``ValueError``, and an
+    ``AssertionError`` as pathos's serial and parallel pools raise)."""
+
+
+class AbstractWorkerPool:
+    """The pool interface of pathos: the verbs, ``nodes``, and ``with`` support.
+
+    Args:
+        nodes: number of workers (positional or ``nodes=``).
+        id: the key of this pool in its class's pool cache.
+    """
+
+    __nodes = 1
+
+    def __init__(self, *args: Any, **kwds: Any) -> None:
+        if args:
+            if "nodes" in kwds:
+                raise TypeError("got multiple values for keyword argument 'nodes'")
+            kwds["nodes"] = args[0]
+        self.__nodes = kwds.get("nodes", self.__nodes)
+        self._id = kwds.get("id", None)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<pool {type(self).__name__}()>"
+
+    def _AbstractWorkerPool__get_nodes(self) -> int:  # noqa: N802 - pathos's name
+        return self.__nodes
+
+    def _AbstractWorkerPool__set_nodes(self, nodes: int) -> None:  # noqa: N802
+        raise TypeError("nodes is a read-only attribute")
+
+    def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
+        """Run ``f`` on the items of ``args`` zipped together; blocking, ordered -> list."""
+        raise NotImplementedError
+
+    def imap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
+        """Like :meth:`map`, non-blocking, ordered -> an iterator of results."""
+        raise NotImplementedError
+
+    def uimap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
+        """Like :meth:`imap`, in completion order."""
+        raise NotImplementedError
+
+    def amap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
+        """Like :meth:`map`, asynchronous -> a result with ``get()`` and ``ready()``."""
+        raise NotImplementedError
+
+    def pipe(self, f: Callable[..., Any], *args: Any, **kwds: Any) -> Any:
+        """Call ``f(*args, **kwds)`` once in a worker; blocking -> its value."""
+        raise NotImplementedError
+
+    def apipe(self, f: Callable[..., Any], *args: Any, **kwds: Any) -> Any:
+        """Like :meth:`pipe`, asynchronous -> a result with ``get()``."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Shut down and forget the cached workers of this pool."""
+        raise NotImplementedError
+
+
+def _check_function(verb: str, f: Any) -> None:
+    if not callable(f):
+        raise TypeError(
+            f"{verb}() needs a callable as its first argument, got {type(f).__name__}: {f!r:.60}"
+        )
+
+
+def _call_options(verb: str, kwds: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    options = {k: defaults.get(k) for k in _CALL_OPTIONS}
+    for key, value in kwds.items():
+        if key not in _CALL_OPTIONS:
+            raise TypeError(
+                f"{verb}() got an unexpected keyword argument {key!r}; keyword arguments for "
+                "the function itself are not supported by map verbs: bind them with "
+                "functools.partial or a lambda"
+            )
+        options[key] = value
+    chunksize = options["chunksize"]
+    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+    timeout = options["timeout"]
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    retries = options["retries"] or 0
+    if not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative int, got {retries!r}")
+    options["retries"] = retries
+    return options
+
+
+class WorkerPool(AbstractWorkerPool):
+    """A pool whose verbs run on a backend; subclasses say which backend and how.
+
+    Subclasses set ``_node_aliases`` (keyword spellings of nodes), ``_options`` (the
+    keywords their backend takes) and implement :meth:`_make_backend`.
+    """
+
+    __state__: ClassVar[dict[Any, Backend]] = {}
+    _node_aliases: ClassVar[tuple[str, ...]] = ("nodes",)
+    _options: ClassVar[tuple[str, ...]] = ()
+    _cached: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kwds: Any) -> None:
+        nodes = self._resolve_nodes(args, kwds)
+        self._id = kwds.pop("id", None)
+        self._defaults = {k: kwds.pop(k) for k in _CALL_OPTIONS if k in kwds}
+        _call_options(type(self).__name__, {k: v for k, v in self._defaults.items()}, {})
+        for key in kwds:
+            if key not in self._options:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
+        self._kwds = kwds
+        self._nodes = nodes
+        if self._id is None:
+            self._id = self._default_id()
+        self._own: Backend | None = None
+        self._serve()
+
+    # -- configuration ------------------------------------------------------------------
+    def _resolve_nodes(self, args: tuple[Any, ...], kwds: dict[str, Any]) -> int:
+        given = [name for name in self._node_aliases if name in kwds]
+        if args:
+            given.insert(0, "positional")
+        if len(given) > 1:
+            second = [g for g in given if g != "positional"][-1] if "positional" in given else given[1]
+            raise TypeError(f"got multiple values for keyword argument {second!r}")
+        if len(args) > 1:
+            raise TypeError(f"{type(self).__name__}() takes at most 1 positional argument ({len(args)} given)")
+        value = args[0] if args else (kwds.pop(given[0]) if given else None)
+        for name in self._node_aliases:
+            kwds.pop(name, None)
+        return self._validate_nodes(value)
+
+    def _validate_nodes(self, value: Any) -> int:
+        if value is None:
+            return self._default_nodes()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"nodes must be a positive int (the number of workers), got {value!r}; "
+                "leave it out to use one worker per core"
+            )
+        return value
+
+    def _default_nodes(self) -> int:
+        from .helpers import cpu_count
+
+        return cpu_count()
+
+    def _default_id(self) -> Any:
+        return self._nodes
+
+    def _make_backend(self, nodes: int) -> Backend:
+        raise NotImplementedError
+
+    def _config(self) -> tuple[int, dict[str, Any]]:
+        return (self._nodes, self._kwds)
+
+    # -- the cache ------------------------------------------------------------------
+    def _serve(self, nodes: int | None = None) -> Backend:
+        """The backend for this pool's id, created (or re-created) if needed."""
+        if nodes is not None:
+            self._nodes = self._validate_nodes(nodes)
+        if not self._cached:
+            if self._own is None or nodes is not None:
+                if self._own is not None:
+                    self._own.close()
+                self._own = self._make_backend(self._nodes)
+            return self._own
+        state = self.__state__
+        backend = state.get(self._id)
+        if backend is None or getattr(backend, "_pathos_config", None) != self._config():
+            if backend is not None:
+                backend.close()  # pathos just dropped it, leaking its workers
+            backend = self._make_backend(self._nodes)
+            backend._pathos_config = self._config()  # type: ignore[attr-defined]
+            state[self._id] = backend
+        return backend
+
+    def _cached_backend(self) -> Backend | None:
+        """The cached backend if it matches this pool's node count (pathos's check)."""
+        if not self._cached:
+            return self._own
+        backend = self.__state__.get(self._id)
+        if backend is not None and backend.nodes == self._nodes:
+            return backend
+        return None
+
+    def _evict(self, backend: Backend) -> None:
+        if not self._cached:
+            self._own = None
+        elif self.__state__.get(self._id) is backend:
+            del self.__state__[self._id]
+
+    # -- lifecycle --------------------------------------------------------------------
+    def close(self) -> None:
+        """Accept no new work; work already submitted still finishes."""
+        backend = self._cached_backend()
+        if backend is not None:
+            backend.close()
+
+    def join(self) -> None:
+        """Wait for the workers of a closed pool to finish and exit.
+
+        Raises:
+            PoolRunningError: the pool was not closed first (a ``ValueError``).
+        """
+        backend = self._cached_backend()
+        if backend is None:
+            return
+        if backend.state == RUN:
+            raise PoolRunningError("Pool is still running: call close() or terminate() before join()")
+        backend.join()
+
+    def terminate(self) -> None:
+        """Stop the workers now; unfinished calls fail with ``PoolClosedError``."""
+        backend = self._cached_backend()
+        if backend is not None:
+            backend.terminate()
+            backend.join()
+
+    def clear(self) -> None:
+        """Close, join and forget this pool's workers; the next call starts new ones."""
+        backend = self._cached_backend()
+        if backend is None or getattr(backend, "_pathos_config", self._config()) != self._config():
+            return
+        backend.close()
+        backend.join()
+        self._evict(backend)
+
+    def restart(self, force: bool = False) -> Backend | None:
+        """Clear the cached workers and start new ones; returns the new backend."""
+        backend = self._cached_backend()
+        if backend is None:
+            return None
+        backend.close()
+        backend.join()
+        self._evict(backend)
+        return self._serve()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        """End of a ``with`` block: close, join and evict (terminate on an error)."""
+        backend = self._cached_backend()
+        if backend is None:
+            return
+        if exc_type is not None:
+            backend.terminate()
+        backend.close()
+        backend.join()
+        self._evict(backend)
+
+    # -- the verbs ----------------------------------------------------------------------
+    def _running_backend(self) -> Backend:
+        backend = self._serve()
+        if backend.state != RUN:
+            raise closed_error(backend.state)
+        return backend
+
+    def _interrupt(self, backend: Backend) -> Callable[[], None]:
+        """What Ctrl-C during a wait does: stop the workers and forget them."""
+
+        def stop() -> None:
+            backend.terminate()
+            self._evict(backend)
+
+        return stop
+
+    def _job(self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool) -> tuple[Job, Backend]:
+        _check_function(verb, f)
+        options = _call_options(verb, kwds, self._defaults)
+        backend = self._running_backend()
+        job = Job(
+            f,
+            nodes=backend.nodes,
+            chunksize=options["chunksize"],
+            timeout=options["timeout"],
+            retries=options["retries"],
+            fail_fast=fail_fast,
+            progress=self._progress(options["progress"]),
+        )
+        return job, backend
+
+    def _progress(self, progress: Any) -> Callable[[int], None] | None:
+        if progress is None or progress is False:
+            return None
+        if callable(progress) and progress is not True:
+            return progress  # type: ignore[no-any-return]
+        raise ValueError("progress= takes a callable that receives a count of finished items")
+
+    def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
+        if not args:
+            raise TypeError(f"{verb}() requires at least two args")
+        job, backend = self._job(verb, f, kwds, fail_fast=True)
+        items = list(zip(*args))
+        backend.submit(job)
+        job.feed(items, last=True)
+        return AsyncResult(job, single=False, on_interrupt=self._interrupt(backend))
+
+    def _lazy(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any], ordered: bool) -> ResultIterator:
+        if not args:
+            raise TypeError(f"{verb}() must have at least two arguments")
+        job, backend = self._job(verb, f, kwds, fail_fast=False)
+        backend.submit(job)
+        if all(isinstance(a, (list, tuple)) for a in args):
+            job.feed(list(zip(*args)), last=True)
+            source: Iterator[tuple[Any, ...]] | None = None
+        else:
+            source = zip(*args)
+        return ResultIterator(job, source, ordered=ordered, on_interrupt=self._interrupt(backend))
+
+    def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> list[Any]:
+        """Run ``f(a[i], b[i], ...)`` for the items of ``args``; blocking, in order.
+
+        Args:
+            f: any callable (lambdas and closures too, on every pool).
+            *args: one or more iterables, zipped like builtin ``map`` (the shortest wins).
+            chunksize: items per task (default: adapted to task duration).
+            timeout: seconds an item may run; a longer one raises ``TaskTimeoutError``.
+            retries: re-runs of an item whose worker died.
+            progress: a callable given the count of items as they finish.
+
+        Returns:
+            The list of results.
+        """
+        result = self._eager("map", f, args, kwds)
+        return result.get()  # type: ignore[no-any-return]
+
+    def amap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> AsyncResult:
+        """Like :meth:`map` but returns at once; ``get()`` on the result gives the list."""
+        return self._eager("amap", f, args, kwds)
+
+    def imap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> ResultIterator:
+        """Like :meth:`map` but returns an iterator of results in input order.
+
+        The input is read lazily (an infinite generator works); closing the iterator
+        early cancels the rest.
+        """
+        return self._lazy("imap", f, args, kwds, ordered=True)
+
+    def uimap(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> ResultIterator:
+        """Like :meth:`imap` but yields results as they finish (completion order)."""
+        return self._lazy("uimap", f, args, kwds, ordered=False)
+
+    def apipe(self, f: Callable[..., Any], *args: Any, **kwds: Any) -> AsyncResult:
+        """Call ``f(*args, **kwds)`` in a worker; returns at once with a result object.
+
+        Every keyword goes to ``f``; the pool's ``timeout=`` and ``retries=`` apply.
+        """
+        _check_function("apipe", f)
+        backend = self._running_backend()
+        job = Job(
+            f,
+            kwds,
+            nodes=backend.nodes,
+            timeout=self._defaults.get("timeout"),
+            retries=self._defaults.get("retries") or 0,
+        )
+        backend.submit(job)
+        job.feed([args], last=True)
+        return AsyncResult(job, single=True, on_interrupt=self._interrupt(backend))
+
+    def pipe(self, f: Callable[..., Any], *args: Any, **kwds: Any) -> Any:
+        """Call ``f(*args, **kwds)`` in a worker and return its value (blocking)."""
+        return self.apipe(f, *args, **kwds).get()
+
+    # -- describing -----------------------------------------------------------------
+    @property
+    def nodes(self) -> int:
+        """The number of workers; setting it rebuilds the cached pool."""
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, value: int) -> None:
+        self._serve(nodes=value)
+
+    def __repr__(self) -> str:
+        return f"<pool {type(self).__name__}(nodes={self._nodes})>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_own"] = None
+        return state
+

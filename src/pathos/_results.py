@@ -1,0 +1,233 @@
+"""What the verbs return: async results (``amap``, ``apipe``) and result iterators
+(``imap``, ``uimap``), both views of one :class:`~pathos._job.Job`."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterator
+
+from ._errors import PoolClosedError, ResultTimeoutError
+from ._job import Job
+
+__all__ = ["AsyncResult", "ResultIterator", "wait_for"]
+
+_WINDOW_MIN_PER_NODE = 8
+_WINDOW_MAX_BATCH = 10_000
+
+
+def wait_for(job: Job, predicate: Callable[[], bool], timeout: float | None, on_interrupt: Callable[[], None]) -> bool:
+    """Wait on the job; on Ctrl-C run ``on_interrupt`` (cancel, stop workers) and re-raise."""
+    try:
+        return job.wait(timeout, predicate)
+    except KeyboardInterrupt:
+        on_interrupt()
+        raise
+
+
+class AsyncResult:
+    """The result of ``amap`` (a list) or ``apipe`` (one value), available later.
+
+    Compatible with ``multiprocessing.pool.AsyncResult``: :meth:`get`, :meth:`wait`,
+    :meth:`ready`, :meth:`successful`; and it can be cancelled.
+    """
+
+    def __init__(self, job: Job, *, single: bool, on_interrupt: Callable[[], None]) -> None:
+        self._job = job
+        self._single = single
+        self._on_interrupt = on_interrupt
+
+    def ready(self) -> bool:
+        """True once every item has finished, or one failed, or it was cancelled."""
+        return self._job.done_or_failed()
+
+    def successful(self) -> bool:
+        """True if it finished without an error.
+
+        Raises:
+            ValueError: the result is not ready yet.
+        """
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._job.error is None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until ready, or ``timeout`` seconds at most."""
+        wait_for(self._job, self._job.done_or_failed, timeout, self._on_interrupt)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The value(s), waiting ``timeout`` seconds at most.
+
+        Raises:
+            ResultTimeoutError: not ready in time (a ``multiprocessing.TimeoutError`` and a
+                builtin ``TimeoutError``); the work goes on.
+            Exception: the first error raised by the function, re-raised here.
+        """
+        if not wait_for(self._job, self._job.done_or_failed, timeout, self._on_interrupt):
+            raise ResultTimeoutError(f"the result was not ready within {timeout} s; the work goes on")
+        job = self._job
+        if job.error is not None:
+            raise job.error
+        outcomes = job.outcomes
+        if self._single:
+            return outcomes[0][1]
+        return [outcomes[i][1] for i in range(job.total or 0)]
+
+    def cancel(self) -> bool:
+        """Cancel the work not yet finished; False if it had already finished."""
+        if self.ready():
+            return False
+        self._job.cancel()
+        if self._job._notifier is not None:
+            self._job._notifier.notify(self._job)
+        return True
+
+    def cancelled(self) -> bool:
+        return self._job.cancelled
+
+    def __repr__(self) -> str:
+        state = "ready" if self.ready() else "pending"
+        return f"<{type(self).__name__} {state}>"
+
+
+class ResultIterator(Iterator[Any]):
+    """Results of ``imap`` (input order) or ``uimap`` (completion order), as they come.
+
+    The input is read lazily, a bounded window ahead of what has been consumed, so an
+    infinite generator works and memory stays flat. Closing the iterator early (or
+    dropping it) cancels the rest of the work.
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        source: Iterator[tuple[Any, ...]] | None,
+        *,
+        ordered: bool,
+        on_interrupt: Callable[[], None],
+    ) -> None:
+        self._job = job
+        self._source = source
+        self._ordered = ordered
+        self._on_interrupt = on_interrupt
+        self._read = 0  # items read from the source
+        self._yielded = 0
+        self._source_error: BaseException | None = None
+        self._closed = False
+        self._refill()
+
+    # -- input ----------------------------------------------------------------------
+    def _window(self) -> int:
+        job = self._job
+        batch = min(job.ideal_batch(), _WINDOW_MAX_BATCH)
+        return max(_WINDOW_MIN_PER_NODE * job.nodes, 2 * job.nodes * batch)
+
+    def _refill(self) -> None:
+        source = self._source
+        if source is None:
+            return
+        want = self._window() - (self._read - self._yielded)
+        if want <= 0:
+            return
+        items = list(itertools.islice(source, want)) if self._source_error is None else []
+        last = len(items) < want
+        self._read += len(items)
+        if last:
+            self._source = None
+        self._job.feed(items, last=last)
+
+    def _feed_safely(self) -> None:
+        try:
+            self._refill()
+        except Exception as exc:  # the input iterator raised: raise it at its position
+            self._source_error = exc
+            self._source = None
+            self._job.feed([], last=True)
+
+    # -- output ---------------------------------------------------------------------
+    def __iter__(self) -> ResultIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        """The next result, waiting ``timeout`` seconds at most.
+
+        Raises:
+            StopIteration: no more results.
+            ResultTimeoutError: none arrived in time (the work goes on).
+        """
+        if self._closed:
+            raise StopIteration
+        self._feed_safely()
+        job = self._job
+        if not wait_for(job, self._available, timeout, self._on_interrupt):
+            raise ResultTimeoutError(f"no result arrived within {timeout} s; the work goes on")
+        with job.lock:
+            index = self._take()
+            if index is None:
+                pass
+            else:
+                ok, value = job.outcomes.pop(index)
+        if index is None:
+            return self._end()
+        self._yielded += 1
+        self._feed_safely()
+        if not ok:
+            raise value
+        return value
+
+    def _available(self) -> bool:
+        job = self._job
+        if job.cancelled:
+            return True
+        if self._ordered:
+            if self._yielded in job.outcomes:
+                return True
+        elif job.order:
+            return True
+        return job.total is not None and self._yielded >= job.total
+
+    def _take(self) -> int | None:
+        """The index of the next outcome to hand out (job lock held), or None at the end."""
+        job = self._job
+        if self._ordered:
+            return self._yielded if self._yielded in job.outcomes else None
+        while job.order:
+            index = job.order.popleft()
+            if index in job.outcomes:
+                return index
+        return None
+
+    def _end(self) -> Any:
+        job = self._job
+        if job.cancelled and not self._closed and isinstance(job.error, PoolClosedError):
+            self._closed = True
+            raise job.error
+        if self._source_error is not None and not self._closed:
+            self._closed = True
+            raise self._source_error
+        self._closed = True
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop early: cancel the work not yet finished and free the workers."""
+        if self._closed:
+            return
+        self._closed = True
+        self._source = None
+        job = self._job
+        if not job.done_or_failed():
+            job.cancel()
+            if job._notifier is not None:
+                job._notifier.notify(job)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        kind = "ordered" if self._ordered else "unordered"
+        return f"<{type(self).__name__} {kind}, {self._yielded} yielded>"

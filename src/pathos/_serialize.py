@@ -1,0 +1,190 @@
+"""Serialization: the C pickler first, dill only for what it cannot do.
+
+Plain data (numbers, strings, lists, dicts, numpy arrays, instances of importable
+classes) goes through the standard library's C pickler, which is many times faster than
+dill. A ``reducer_override`` hook sends by value, through dill, only the objects that a
+worker cannot import by name:
+
+* functions defined in ``__main__``, lambdas, nested functions and closures;
+* classes defined in ``__main__`` or inside functions.
+
+If the C pickler still fails (a module object, a lock, ...), the whole object is retried
+with dill. Both routes produce bytes that load with plain :func:`pickle.loads`.
+
+Classes sent by value are *canonical*: each process keeps one class object per class
+definition (keyed by a digest of its dill bytes), and a class that came from this process
+goes back to this same class object. So ``isinstance(result, MyClass)`` holds in the
+parent for results built from a ``__main__`` class, and inside a worker for arguments
+and the function's own globals alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import threading
+import types
+import weakref
+from collections import OrderedDict
+from typing import Any, Callable
+
+import dill
+
+from ._errors import SerializationError
+
+__all__ = ["dumps", "loads", "describe"]
+
+PROTOCOL = 5
+_CLASS_CACHE_SIZE = 1024
+
+# digest -> class object; the per-process canonical copy of every class sent by value.
+_classes: OrderedDict[bytes, type] = OrderedDict()
+# class -> (digest, dill bytes), so a class is dill-dumped once and returns as itself.
+_origins: weakref.WeakKeyDictionary[type, tuple[bytes, bytes]] = weakref.WeakKeyDictionary()
+_lock = threading.RLock()
+_local = threading.local()  # classes being dumped right now (breaks reference cycles)
+
+
+def _needs_value(obj: Any) -> bool:
+    """True for a function or class that a worker cannot find by its name."""
+    module = getattr(obj, "__module__", None)
+    if module in ("__main__", "__mp_main__", None):
+        return True
+    qualname = getattr(obj, "__qualname__", "")
+    return "<" in qualname  # '<lambda>', '<locals>'
+
+
+def _class_reduction(cls: type) -> Any:
+    with _lock:
+        known = _origins.get(cls)
+    if known is None:
+        busy: set[int] = _local.__dict__.setdefault("busy", set())
+        if id(cls) in busy:
+            return NotImplemented  # a cycle: let dill embed it in the stream at hand
+        busy.add(id(cls))
+        try:
+            data = _dill_dumps(cls, top=cls)
+        finally:
+            busy.discard(id(cls))
+        known = (hashlib.blake2b(data, digest_size=16).digest(), data)
+        with _lock:
+            _origins[cls] = known
+            _remember(known[0], cls)
+    return (_load_class, known)
+
+
+def _remember(digest: bytes, cls: type) -> None:
+    _classes[digest] = cls
+    _classes.move_to_end(digest)
+    while len(_classes) > _CLASS_CACHE_SIZE:
+        _classes.popitem(last=False)
+
+
+def _load_class(digest: bytes, data: bytes) -> type:
+    """Rebuild a class sent by value, once per process."""
+    with _lock:
+        cls = _classes.get(digest)
+        if cls is not None:
+            _classes.move_to_end(digest)
+            return cls
+    cls = dill.loads(data)
+    with _lock:
+        cls = _classes.setdefault(digest, cls)
+        _origins[cls] = (digest, data)
+    return cls
+
+
+def _load_value(data: bytes) -> Any:
+    """Rebuild an object that was serialized whole with dill."""
+    return dill.loads(data)
+
+
+def _override(obj: Any, top: Any = None) -> Any:
+    if isinstance(obj, type):
+        if obj is not top and _needs_value(obj):
+            return _class_reduction(obj)
+    return NotImplemented
+
+
+class _FastPickler(pickle.Pickler):
+    """The C pickler, sending by value (via dill) what cannot travel by name."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is types.FunctionType:
+            if _needs_value(obj):
+                return (_load_value, (_dill_dumps(obj),))
+            return NotImplemented
+        return _override(obj)
+
+
+class _DillPickler(dill.Pickler):  # type: ignore[misc]
+    """dill, with classes made canonical as in :class:`_FastPickler`."""
+
+    _top: Any = None
+
+    def reducer_override(self, obj: Any) -> Any:
+        return _override(obj, self._top)
+
+
+def _dill_dumps(obj: Any, top: Any = None) -> bytes:
+    buf = io.BytesIO()
+    pickler = _DillPickler(buf, protocol=PROTOCOL, recurse=True)
+    pickler._top = top
+    pickler.dump(obj)
+    return buf.getvalue()
+
+
+def dumps(obj: Any, *, what: str = "object") -> bytes:
+    """Serialize ``obj`` to bytes that :func:`loads` (plain ``pickle.loads``) can read.
+
+    Args:
+        obj: anything the C pickler or dill can serialize.
+        what: how to name the object in an error message ("argument of item 3").
+
+    Raises:
+        SerializationError: neither the C pickler nor dill could serialize ``obj``.
+    """
+    buf = io.BytesIO()
+    try:
+        _FastPickler(buf, protocol=PROTOCOL).dump(obj)
+        return buf.getvalue()
+    except Exception:
+        pass
+    try:
+        data = _dill_dumps(obj)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot serialize the {what} ({describe(obj)}): {type(exc).__name__}: {exc}. "
+            "Objects such as open files, sockets, locks and generators cannot be sent to "
+            "another process: create them inside the function, or use ThreadPool."
+        ) from exc
+    buf = io.BytesIO()
+    pickle.Pickler(buf, protocol=PROTOCOL).dump(_DillBlob(data))
+    return buf.getvalue()
+
+
+class _DillBlob:
+    """Wraps dill bytes so that plain ``pickle.loads`` rebuilds the original object."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> Any:
+        return (_load_value, (self.data,))
+
+
+loads: Callable[[bytes], Any] = pickle.loads
+
+
+def describe(obj: Any, limit: int = 80) -> str:
+    """A short, safe description of ``obj`` for error messages."""
+    try:
+        text = repr(obj)
+    except Exception:
+        text = f"<{type(obj).__qualname__} object>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(obj).__qualname__}: {text}"

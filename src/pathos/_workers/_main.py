@@ -1,0 +1,159 @@
+"""The loop a worker process runs: receive a batch, run it, send the results back.
+
+Messages are plain pickles of tuples; the objects inside travel as bytes made by
+:mod:`pathos._serialize`, so a bad object fails one batch, never the loop.
+
+parent -> worker::
+
+    ("run", batch_id, job_key, fn_bytes | None, items_bytes, forget_keys)
+    ("stop",)
+
+worker -> parent::
+
+    ("ready", pid)                         after the initializer ran
+    ("init_error", error_payload)          the initializer raised; the worker exits
+    ("done", batch_id, values_bytes, [(offset, error_payload)], seconds, over_memory)
+
+An ``error_payload`` is ``(exception_bytes | None, type_name, text, traceback_text)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+from .._serialize import dumps, loads
+
+__all__ = ["run_worker", "error_payload", "cpu_budget"]
+
+# How many cores a pool created inside this worker may use by default (see _config).
+_cpu_budget: int | None = None
+
+
+def cpu_budget() -> int | None:
+    """Cores left to a pool created inside this worker, or None outside workers."""
+    return _cpu_budget
+
+
+def error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
+    """Everything the parent needs to rebuild ``exc``, or at least to show it."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        data: bytes | None = dumps(exc)
+    except Exception:
+        data = None
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<exception str() failed>"
+    return data, f"{type(exc).__module__}.{type(exc).__qualname__}", text, tb
+
+
+def _watch_parent() -> None:
+    """Exit at once if the parent process dies, so no worker is ever orphaned."""
+    from multiprocessing import process
+    from multiprocessing.connection import wait
+
+    parent = process.parent_process()
+    if parent is None:  # pragma: no cover - not started by multiprocessing
+        return
+    wait([parent.sentinel])
+    os._exit(1)
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # not Linux: peak RSS is the best we have
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_worker(conn: Connection, setup: bytes) -> None:
+    """Entry point of a worker process."""
+    global _cpu_budget
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_watch_parent, name="pathos-parent-watch", daemon=True).start()
+    initializer, initargs, max_memory, _cpu_budget = loads(setup)
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except Exception as exc:
+            conn.send_bytes(pickle.dumps(("init_error", error_payload(exc))))
+            return
+    conn.send_bytes(pickle.dumps(("ready", os.getpid())))
+    try:
+        _serve(conn, max_memory)
+    finally:
+        from .._registry import shutdown_all
+
+        shutdown_all()  # pools the user's functions created in this worker
+
+
+def _serve(conn: Connection, max_memory: int | None) -> None:
+    functions: dict[int, tuple[Callable[..., Any], dict[str, Any]]] = {}
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        _, batch_id, key, fn_bytes, items_bytes, forget = message
+        for old in forget:
+            functions.pop(old, None)
+        reply = _run_batch(functions, key, fn_bytes, items_bytes)
+        over = max_memory is not None and _rss_bytes() > max_memory
+        conn.send_bytes(pickle.dumps(("done", batch_id, *reply, over)))
+
+
+def _run_batch(
+    functions: dict[int, tuple[Callable[..., Any], dict[str, Any]]],
+    key: int,
+    fn_bytes: bytes | None,
+    items_bytes: bytes,
+) -> tuple[bytes, list[tuple[int, Any]], float]:
+    try:
+        if fn_bytes is not None:
+            functions[key] = loads(fn_bytes)
+        fn, kwargs = functions[key]
+        items = loads(items_bytes)
+    except Exception as exc:  # could not rebuild the function or the arguments here
+        return dumps(None), [(-1, error_payload(exc))], 0.0
+    values: list[Any] = []
+    errors: list[tuple[int, Any]] = []
+    start = time.perf_counter()
+    for offset, args in enumerate(items):
+        try:
+            values.append(fn(*args, **kwargs))
+        except Exception as exc:
+            values.append(None)
+            errors.append((offset, error_payload(exc)))
+    seconds = time.perf_counter() - start
+    return _dump_values(values, errors), errors, seconds
+
+
+def _dump_values(values: list[Any], errors: list[tuple[int, Any]]) -> bytes:
+    """Serialize the results; one that will not serialize becomes that item's error."""
+    try:
+        return dumps(values)
+    except Exception:
+        pass
+    for offset, value in enumerate(values):
+        try:
+            dumps(value, what="result")
+        except Exception as exc:
+            values[offset] = None
+            errors.append((offset, error_payload(exc)))
+    errors.sort(key=lambda e: e[0])
+    return dumps(values)

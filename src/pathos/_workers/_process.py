@@ -1,0 +1,90 @@
+"""One worker process as the manager sees it: its pipe, its queue of batches, its exit."""
+
+from __future__ import annotations
+
+import signal
+import time
+import warnings
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .._job import Batch
+from ._main import run_worker
+
+__all__ = ["WorkerProcess", "exit_reason", "signal_name"]
+
+
+class WorkerProcess:
+    """A live worker and the batches sent to it, oldest (running) first."""
+
+    def __init__(self, ctx: Any, setup: bytes) -> None:
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False
+        )
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() in a process with threads; our workers
+            # never touch the parent's locks before they start their own loop.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.process.start()
+        child_conn.close()
+        self.conn: Connection = parent_conn
+        self.pid: int = self.process.pid
+        self.sentinel: int = self.process.sentinel
+        self.outstanding: deque[tuple[int, Batch]] = deque()
+        self.ready = False  # the initializer finished
+        self.started = time.monotonic()  # when the running batch began, roughly
+        self.sent = 0  # batches sent, for maxtasksperchild
+        self.known: set[int] = set()  # job keys whose function this worker holds
+        self.forget: list[int] = []  # job keys to drop with the next message
+        self.retiring = False  # send no more; stop once idle
+        self.fast = False  # its last batch was quick: prefetch more
+        self.stopping = False  # "stop" was sent
+        self.killed_for: BaseException | None = None  # the error its running batch gets
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except Exception:  # pragma: no cover - already gone
+            pass
+
+    def reap(self, timeout: float = 1.0) -> int | None:
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:  # pragma: no cover
+            pass
+        try:
+            self.process.close()
+        except ValueError:  # still running: leave it to the registry's exit hook
+            pass
+
+
+def signal_name(exitcode: int | None) -> str | None:
+    if exitcode is None or exitcode >= 0:
+        return None
+    try:
+        return signal.Signals(-exitcode).name
+    except ValueError:
+        return f"signal {-exitcode}"
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """How a worker ended, and what likely caused it, for an error message."""
+    name = signal_name(exitcode)
+    if name == "SIGKILL":
+        return (
+            "was killed by SIGKILL; the usual cause is running out of memory (the "
+            "out-of-memory killer sends SIGKILL), else another process killed it"
+        )
+    if name == "SIGSEGV":
+        return "crashed with a segmentation fault (SIGSEGV), usually a bug in a C extension"
+    if name is not None:
+        return f"was killed by {name}"
+    if exitcode is None:
+        return "stopped answering"
+    return f"exited with code {exitcode} (os._exit(), sys.exit() or a fatal error in the task)"

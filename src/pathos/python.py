@@ -1,0 +1,5 @@
+"""Deprecated name of :mod:`pathos.serial`, kept for old code."""
+
+from .serial import PythonSerial as PythonSerial
+
+__all__ = ["PythonSerial"]
