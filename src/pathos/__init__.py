@@ -92,7 +92,7 @@ def logger(level: int | None = None, handler: logging.Handler | None = None, **k
     return log
 
 
-def license() -> None:  # noqa: A001 - pathos's name
+def license() -> None:
     """Print the license."""
     print("pathos is distributed under the 3-clause BSD license.")
 

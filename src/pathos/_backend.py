@@ -20,7 +20,7 @@ from typing import Any
 from ._errors import PoolClosedError
 from ._job import Batch, Job
 
-__all__ = ["RUN", "CLOSE", "TERMINATE", "Backend", "JobQueue", "closed_error"]
+__all__ = ["CLOSE", "RUN", "TERMINATE", "Backend", "JobQueue", "closed_error"]
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
@@ -29,8 +29,7 @@ def closed_error(state: str) -> PoolClosedError:
     """The error for a call on a pool that is not running."""
     how = "terminated" if state == TERMINATE else "closed"
     return PoolClosedError(
-        f"Pool not running: it was {how}; call restart() or clear() on the pool, "
-        "or create a new one, to use it again"
+        f"Pool not running: it was {how}; call restart() or clear() on the pool, or create a new one, to use it again"
     )
 
 

@@ -289,5 +289,3 @@ class Job:
 def zip_items(args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
     """The argument tuples of ``f(a[i], b[i], ...)``, like builtin ``map``."""
     return zip(*args)
-
-

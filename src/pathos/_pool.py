@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 from ._backend import RUN, Backend, closed_error
 from ._errors import PathosError
 from ._job import Job
-from ._results import AsyncResult, ResultIterator, wait_for
+from ._results import AsyncResult, ResultIterator
 
 __all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
 
@@ -43,7 +43,7 @@ class AbstractWorkerPool:
                 raise TypeError("got multiple values for keyword argument 'nodes'")
             kwds["nodes"] = args[0]
         self.__nodes = kwds.get("nodes", self.__nodes)
-        self._id = kwds.get("id", None)
+        self._id = kwds.get("id")
 
     def __enter__(self) -> Any:
         return self
@@ -54,10 +54,10 @@ class AbstractWorkerPool:
     def __repr__(self) -> str:
         return f"<pool {type(self).__name__}()>"
 
-    def _AbstractWorkerPool__get_nodes(self) -> int:  # noqa: N802 - pathos's name
+    def _AbstractWorkerPool__get_nodes(self) -> int:
         return self.__nodes
 
-    def _AbstractWorkerPool__set_nodes(self, nodes: int) -> None:  # noqa: N802
+    def _AbstractWorkerPool__set_nodes(self, nodes: int) -> None:
         raise TypeError("nodes is a read-only attribute")
 
     def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
@@ -91,9 +91,7 @@ class AbstractWorkerPool:
 
 def _check_function(verb: str, f: Any) -> None:
     if not callable(f):
-        raise TypeError(
-            f"{verb}() needs a callable as its first argument, got {type(f).__name__}: {f!r:.60}"
-        )
+        raise TypeError(f"{verb}() needs a callable as its first argument, got {type(f).__name__}: {f!r:.60}")
 
 
 def _call_options(verb: str, kwds: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -164,9 +162,11 @@ class WorkerPool(AbstractWorkerPool):
     def _validate_nodes(self, value: Any) -> int:
         if value is None:
             return self._default_nodes()
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"nodes must be an int (the number of workers), got {type(value).__name__}: {value!r}")
+        if value < 1:
             raise ValueError(
-                f"nodes must be a positive int (the number of workers), got {value!r}; "
+                f"nodes must be at least 1 (the number of workers), got {value}; "
                 "leave it out to use one worker per core"
             )
         return value
@@ -412,4 +412,3 @@ class WorkerPool(AbstractWorkerPool):
         state = self.__dict__.copy()
         state["_own"] = None
         return state
-

@@ -33,7 +33,7 @@ import dill
 
 from ._errors import SerializationError
 
-__all__ = ["dumps", "loads", "describe"]
+__all__ = ["describe", "dumps", "loads"]
 
 PROTOCOL = 5
 _CLASS_CACHE_SIZE = 1024
@@ -101,9 +101,8 @@ def _load_value(data: bytes) -> Any:
 
 
 def _override(obj: Any, top: Any = None) -> Any:
-    if isinstance(obj, type):
-        if obj is not top and _needs_value(obj):
-            return _class_reduction(obj)
+    if isinstance(obj, type) and obj is not top and _needs_value(obj):
+        return _class_reduction(obj)
     return NotImplemented
 
 

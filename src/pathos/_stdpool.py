@@ -42,7 +42,13 @@ class _StdPool:
 
     _kind: Any = None
 
-    def __init__(self, processes: int | None = None, initializer: Callable[..., Any] | None = None, initargs: Iterable[Any] = (), **kwds: Any) -> None:
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Iterable[Any] = (),
+        **kwds: Any,
+    ) -> None:
         options = dict(kwds, initializer=initializer, initargs=tuple(initargs))
         self._pool: WorkerPool = self._kind(processes, **options)
 

@@ -4,9 +4,7 @@
 """
 
 from ._stdpool import _ProcessPool as _ProcessPool
-from ._stdpool import _ThreadPool as ThreadPool  # pathos exposes the raw thread pool here
 from .pools import ProcessPool as ProcessPool
-from .threading import ThreadPool as ThreadingPool
 
 ProcessingPool = ProcessPool
 

@@ -80,9 +80,8 @@ class ProcessPool(WorkerPool):
     def ncpus(self, value: int) -> None:
         self._serve(nodes=value)
 
-    @property
-    def __nodes(self) -> int:  # pathos keeps ``_ProcessPool__nodes``; code in the wild reads it
-        return self._nodes
+    # pathos keeps the node count in ``_ProcessPool__nodes``; code in the wild reads it.
+    _ProcessPool__nodes = property(lambda self: self._nodes)
 
     def __repr__(self) -> str:
         return f"<pool ProcessPool(ncpus={self._nodes})>"
@@ -121,9 +120,7 @@ class ThreadPool(WorkerPool):
     def nthreads(self, value: int) -> None:
         self._serve(nodes=value)
 
-    @property
-    def __nodes(self) -> int:
-        return self._nodes
+    _ThreadPool__nodes = property(lambda self: self._nodes)
 
     def __repr__(self) -> str:
         return f"<pool ThreadPool(nthreads={self._nodes})>"
@@ -155,7 +152,7 @@ class SerialPool(WorkerPool):
 
         return SerialBackend()
 
-    @property  # type: ignore[override]
+    @property
     def nodes(self) -> int:
         """Always 1; read-only."""
         return 1
@@ -204,7 +201,9 @@ class ParallelPool(WorkerPool):
     def _make_backend(self, nodes: int) -> Backend:
         from ._backends.dask import DaskBackend
 
-        return DaskBackend(nodes, servers=self._kwds["servers"], strict=bool(self._kwds.get("strict")))
+        servers, strict = self._kwds["servers"], bool(self._kwds.get("strict"))
+        backend: Backend = DaskBackend(nodes, servers=servers, strict=strict)
+        return backend
 
     @property
     def ncpus(self) -> int:
@@ -228,9 +227,7 @@ class ParallelPool(WorkerPool):
         self._kwds["servers"] = () if value is None else tuple(value) if not isinstance(value, str) else (value,)
         self._serve()
 
-    @property
-    def __nodes(self) -> int:
-        return self._nodes
+    _ParallelPool__nodes = property(lambda self: self._nodes)
 
     def __repr__(self) -> str:
         return f"<pool ParallelPool(ncpus={self._nodes}, servers={self.servers})>"
@@ -239,7 +236,7 @@ class ParallelPool(WorkerPool):
 _POOLS = (ProcessPool, ThreadPool, ParallelPool, SerialPool)
 
 
-def _clear(type: Any = None) -> None:  # noqa: A002 - pathos's signature
+def _clear(type: Any = None) -> None:
     """Shut down and forget the cached pools of every pool class, or of one.
 
     pathos only forgot them, leaving their workers running; here each is closed and

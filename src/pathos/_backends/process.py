@@ -284,7 +284,7 @@ class ProcessBackend(Backend):
         worker.outstanding.clear()
 
     def _crash_error(self, worker: WorkerProcess, batch: Batch, exitcode: int | None) -> WorkerCrashedError:
-        items = f"item {batch.start}" if len(batch.items) == 1 else f"items {batch.start}..{batch.start + len(batch.items) - 1}"
+        items = _items(batch)
         return WorkerCrashedError(
             f"worker process {worker.pid} {exit_reason(exitcode)} while running {items}; "
             "the pool replaced it and carries on. Pass retries=N to run such a task again.",
@@ -496,18 +496,22 @@ class ProcessBackend(Backend):
         """Free workers still running a long batch of a cancelled call."""
         now = time.monotonic()
         for worker in list(self._workers):
-            if worker.outstanding and worker.outstanding[0][1].job.cancelled:
-                if now - worker.started > CANCEL_GRACE_SECONDS:
-                    self._kill(worker, closed_error(CLOSE))
+            running = worker.outstanding[0][1] if worker.outstanding else None
+            if running is not None and running.job.cancelled and now - worker.started > CANCEL_GRACE_SECONDS:
+                self._kill(worker, closed_error(CLOSE))
         if self._functions:
             self._forget_finished()
 
 
 def _timeout_error(batch: Batch) -> TaskTimeoutError:
     timeout = batch.job.timeout
-    items = f"item {batch.start}" if len(batch.items) == 1 else f"items {batch.start}..{batch.start + len(batch.items) - 1}"
     return TaskTimeoutError(
-        f"{items} ran longer than the timeout of {timeout:g} s; its worker was killed and replaced",
+        f"{_items(batch)} ran longer than the timeout of {timeout:g} s; its worker was killed and replaced",
         task=batch.start,
         timeout=timeout,
     )
+
+
+def _items(batch: Batch) -> str:
+    last = batch.start + len(batch.items) - 1
+    return f"item {batch.start}" if last == batch.start else f"items {batch.start}..{last}"

@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Any, Callable
 
+from .. import _registry
 from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
 from .._errors import WorkerInitError
 from .._job import Batch, Job
-from .. import _registry
 from ._inline import run_batch, timeout_error
 
 __all__ = ["ThreadBackend"]
@@ -134,9 +134,7 @@ class ThreadBackend(Backend):
                     return
                 deadlines = [s.deadline for s in self._slots.values() if s.deadline is not None]
                 now = time.monotonic()
-                expired = [
-                    (t, s) for t, s in self._slots.items() if s.deadline is not None and s.deadline <= now
-                ]
+                expired = [(t, s) for t, s in self._slots.items() if s.deadline is not None and s.deadline <= now]
                 for thread, slot in expired:
                     slot.abandoned = True
                     del self._slots[thread]

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from .._serialize import dumps, loads
 
-__all__ = ["run_worker", "error_payload", "cpu_budget"]
+__all__ = ["cpu_budget", "error_payload", "run_worker"]
 
 # How many cores a pool created inside this worker may use by default (see _config).
 _cpu_budget: int | None = None

@@ -20,9 +20,7 @@ class WorkerProcess:
 
     def __init__(self, ctx: Any, setup: bytes) -> None:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(
-            target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False
-        )
+        self.process = ctx.Process(target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False)
         with warnings.catch_warnings():
             # Python 3.12+ warns about fork() in a process with threads; our workers
             # never touch the parent's locks before they start their own loop.
@@ -51,7 +49,8 @@ class WorkerProcess:
 
     def reap(self, timeout: float = 1.0) -> int | None:
         self.process.join(timeout)
-        return self.process.exitcode
+        exitcode: int | None = self.process.exitcode
+        return exitcode
 
     def close(self) -> None:
         try:

@@ -1,0 +1,121 @@
+"""Functions and classes the tests send to workers (importable by every start method)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+
+def add(x: int, y: int = 0) -> int:
+    return x + y
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def pid(_: Any = None) -> int:
+    return os.getpid()
+
+
+def boom_on(bad: int) -> Any:
+    def f(x: int) -> int:
+        if x == bad:
+            raise ValueError(f"bad item {x}")
+        return x
+
+    return f
+
+
+def fail_at(x: int) -> int:
+    if x == 3:
+        raise KeyError(x)
+    return x
+
+
+def sleep_then(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+def sleepy(x: int) -> int:
+    if x == 2:
+        time.sleep(60)
+    return x
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def norm1(self) -> int:
+        return abs(self.x) + abs(self.y)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+# -- crash cases: each kills or breaks its worker at a precise stage ---------------------
+
+
+def sigkill_self(x: int) -> int:
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def segfault(x: int) -> int:
+    if x == 3:
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return x
+
+
+def exit_hard(x: int) -> int:
+    if x == 3:
+        os._exit(7)
+    return x
+
+
+class ErrorAtPickle:
+    def __reduce__(self) -> Any:
+        raise RuntimeError("cannot pickle this")
+
+
+class ErrorAtUnpickle:
+    def __reduce__(self) -> Any:
+        return (_raise_unpickle, ())
+
+
+def _raise_unpickle() -> Any:
+    raise RuntimeError("cannot unpickle this")
+
+
+def return_unpicklable(x: int) -> Any:
+    if x == 3:
+        return ErrorAtPickle()
+    return x
+
+
+def return_bad_unpickle(x: int) -> Any:
+    if x == 3:
+        return ErrorAtUnpickle()
+    return x
+
+
+class UnpicklableError(Exception):
+    def __init__(self, a: int, b: int) -> None:  # two required args: default unpickling fails
+        super().__init__(f"{a}-{b}")
+
+
+def raise_unpicklable_error(x: int) -> int:
+    if x == 3:
+        raise UnpicklableError(1, 2)
+    return x
+
+
+def init_raises() -> None:
+    raise RuntimeError("initializer failed")
