@@ -4,7 +4,9 @@
 """
 
 from ._stdpool import _ProcessPool as _ProcessPool
+from ._stdpool import _ThreadPool as ThreadPool  # noqa: F401 - pathos exposes the raw thread pool here
 from .pools import ProcessPool as ProcessPool
+from .threading import ThreadPool as ThreadingPool  # noqa: F401 - pathos's name for the thread pool
 
 ProcessingPool = ProcessPool
 
