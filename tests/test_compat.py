@@ -19,12 +19,14 @@ _ids = itertools.count()
 
 
 def test_module_map() -> None:
-    from pathos.multiprocessing import ProcessingPool, ProcessPool as MP, ThreadingPool, _ProcessPool
+    from pathos.multiprocessing import ProcessingPool, ThreadingPool, _ProcessPool
+    from pathos.multiprocessing import ProcessPool as MP
     from pathos.parallel import ParallelPythonPool, stats
     from pathos.pp import ParallelPythonPool as PPP
     from pathos.python import PythonSerial
     from pathos.serial import PythonSerial as PS
-    from pathos.threading import ThreadPool as TP, _ThreadPool
+    from pathos.threading import ThreadPool as TP
+    from pathos.threading import _ThreadPool
 
     assert ProcessingPool is MP is ProcessPool
     assert ThreadingPool is TP is ThreadPool
@@ -180,7 +182,7 @@ def test_shutdown_clears_every_cache() -> None:
     pool.map(abs, [1])
     pathos.helpers.shutdown()
     assert pool._id not in ThreadPool.__state__
-    with pytest.raises(TypeError, match="not one of the pathos.pools"):
+    with pytest.raises(TypeError, match=r"not one of the pathos\.pools"):
         pathos.helpers.shutdown(int)
     with pytest.raises(NotImplementedError):
         pathos.pools._clear(pathos.pools._ProcessPool)
