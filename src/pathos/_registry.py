@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing.util  # noqa: F401  (registers its exit hook before ours)
+import os
 import threading
 import weakref
 from typing import Any
@@ -37,4 +38,14 @@ def shutdown_all() -> None:
             pass
 
 
+def _forget_inherited() -> None:
+    """In a forked child: the parent's pools are not ours to stop, and their locks may
+    have been held by a thread that does not exist here."""
+    global _live, _lock
+    _live = weakref.WeakSet()
+    _lock = threading.Lock()
+
+
 atexit.register(shutdown_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)

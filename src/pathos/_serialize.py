@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import threading
 import types
@@ -44,6 +45,15 @@ _classes: OrderedDict[bytes, type] = OrderedDict()
 _origins: weakref.WeakKeyDictionary[type, tuple[bytes, bytes]] = weakref.WeakKeyDictionary()
 _lock = threading.RLock()
 _local = threading.local()  # classes being dumped right now (breaks reference cycles)
+
+
+def _reset_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # another thread may have held it when we forked
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def _needs_value(obj: Any) -> bool:

@@ -452,11 +452,11 @@ class ProcessBackend(Backend):
         try:
             results = loads(values)
         except Exception as exc:
-            error = SerializationError(f"cannot deserialize the results of item {batch.start}: {exc}")
-            job.batch_failed(batch, error)
+            error = SerializationError(f"cannot deserialize the result of {_items(batch)}: {exc}")
+            self._fail_whole(batch, error)
         else:
             if errors and errors[0][0] == -1:  # the batch could not even start
-                job.batch_failed(batch, rebuild_error(errors[0][1]))
+                self._fail_whole(batch, rebuild_error(errors[0][1]))
             else:
                 job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
         if (worker.retiring and not worker.outstanding) and not worker.stopping:
@@ -466,6 +466,14 @@ class ProcessBackend(Backend):
             except OSError:
                 pass
         self._forget_finished()
+
+    @staticmethod
+    def _fail_whole(batch: Batch, error: BaseException) -> None:
+        """A batch failed as a whole: split it so only the culprit item fails."""
+        if len(batch.items) > 1:
+            batch.job.batch_lost(batch, error)
+        else:
+            batch.job.batch_failed(batch, error)
 
     def _forget_finished(self) -> None:
         done = [key for key, (job, _) in self._functions.items() if job.in_flight == 0 and job.done_or_failed()]
