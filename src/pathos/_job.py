@@ -22,7 +22,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 from ._errors import PoolClosedError
 
@@ -71,6 +71,13 @@ class Job:
         retries: how often a batch lost to a dead worker is run again.
         fail_fast: stop at the first error (``map``/``amap``) instead of keeping going.
         progress: called with the number of items just finished, or None.
+        star: items are argument tuples (``f(*item)``); False for one iterable, where
+            items are the arguments themselves (``f(item)``), which is cheaper.
+        stream: a consumer wants each result as it comes (``imap``), so every batch
+            wakes it; otherwise only completion or an error does.
+
+    Results are kept per batch, ``chunks[start] = (values, errors or None)``, and
+    ``order`` lists batch starts in completion order.
     """
 
     def __init__(
@@ -84,6 +91,8 @@ class Job:
         retries: int = 0,
         fail_fast: bool = True,
         progress: Callable[[int], None] | None = None,
+        star: bool = True,
+        stream: bool = False,
     ) -> None:
         self.fn = fn
         self.kwargs = kwargs or {}
@@ -93,14 +102,17 @@ class Job:
         self.retries = retries
         self.fail_fast = fail_fast
         self.progress = progress
+        self.star = star
+        self.stream = stream
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
-        self._pending: deque[tuple[Any, ...]] = deque()
+        self._pending: list[Any] = []
+        self._pos = 0  # position in _pending of the next item to batch
         self._retry: deque[Batch] = deque()
         self._next_index = 0  # index of the next pending item
         self.total: int | None = None  # known once the input is exhausted
-        self.outcomes: dict[int, tuple[bool, Any]] = {}
-        self.order: deque[int] = deque()  # completion order, for unordered consumers
+        self.chunks: dict[int, tuple[list[Any], dict[int, BaseException] | None]] = {}
+        self.order: deque[int] = deque()  # batch starts in completion order
         self.finished = 0
         self.error: BaseException | None = None  # first error, for fail-fast jobs
         self.cancelled = False
@@ -113,12 +125,15 @@ class Job:
         self.key = next(_keys)  # names the job's function in worker caches
 
     # -- input ---------------------------------------------------------------------
-    def feed(self, items: list[tuple[Any, ...]], *, last: bool) -> None:
+    def feed(self, items: list[Any], *, last: bool) -> None:
         """Add items read from the input; ``last`` marks the end of the input."""
         with self.lock:
-            self._pending.extend(items)
+            if self._pending:
+                self._pending.extend(items)
+            else:
+                self._pending, self._pos = items, 0
             if last:
-                self.total = self._next_index + len(self._pending)
+                self.total = self._next_index + len(self._pending) - self._pos
                 if self.total == self.finished:
                     self.changed.notify_all()
         if items and self._notifier is not None:
@@ -160,19 +175,21 @@ class Job:
                 return None
             if self._retry:
                 batch = self._retry.popleft()
-            elif self._pending:
-                size = min(self._batch_size(), len(self._pending))
-                pending = self._pending
-                items = [pending.popleft() for _ in range(size)]
+            elif self._pos < len(self._pending):
+                pos, size = self._pos, self._batch_size()
+                items = self._pending[pos : pos + size]
                 batch = Batch(self, self._next_index, items)
-                self._next_index += size
+                self._next_index += len(items)
+                self._pos = pos + len(items)
+                if self._pos == len(self._pending):
+                    self._pending, self._pos = [], 0  # let the input go
             else:
                 return None
             self.in_flight += 1
             return batch
 
     def has_work(self) -> bool:
-        return bool(self._pending or self._retry) and not self.done_or_failed()
+        return (self._pos < len(self._pending) or bool(self._retry)) and not self.done_or_failed()
 
     def ideal_batch(self) -> int:
         """Items per batch that make about ``TARGET_BATCH_SECONDS`` of work."""
@@ -187,7 +204,7 @@ class Job:
         size = self.ideal_batch()
         if self.chunksize or size == 1:
             return size
-        share = math.ceil(len(self._pending) / (2 * self.nodes))
+        share = math.ceil((len(self._pending) - self._pos) / (2 * self.nodes))
         return max(1, min(size, share))
 
     # -- outcomes ------------------------------------------------------------------
@@ -207,22 +224,13 @@ class Job:
                 self._items_timed += n
             if self.cancelled:
                 return
-            start, outcomes, order = batch.start, self.outcomes, self.order
-            if errors:
-                for i in range(n):
-                    err = errors.get(i)
-                    if err is None:
-                        outcomes[start + i] = (True, values[i])
-                    else:
-                        outcomes[start + i] = (False, err)
-                        if self.error is None:
-                            self.error = err
-            else:
-                for i in range(n):
-                    outcomes[start + i] = (True, values[i])
-            order.extend(range(start, start + n))
+            if errors and self.error is None:
+                self.error = errors[min(errors)]
+            self.chunks[batch.start] = (values, errors or None)
+            self.order.append(batch.start)
             self.finished += n
-            self.changed.notify_all()
+            if self.stream or self.done_or_failed():
+                self.changed.notify_all()
         if self.progress is not None:
             self.progress(n)
         self._maybe_fire()
@@ -268,7 +276,7 @@ class Job:
             self.cancelled = True
             if self.error is None:
                 self.error = exc or _CANCELLED
-            self._pending.clear()
+            self._pending, self._pos = [], 0
             self._retry.clear()
             self.changed.notify_all()
         self._maybe_fire()
@@ -286,6 +294,32 @@ class Job:
             return self.changed.wait_for(predicate, timeout)
 
 
-def zip_items(args: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
-    """The argument tuples of ``f(a[i], b[i], ...)``, like builtin ``map``."""
-    return zip(*args)
+def call_items(
+    fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[int, BaseException]]:
+    """Call ``fn`` on each item; exceptions are kept per item, the loop goes on.
+
+    The common case (no error) runs as one tight loop; after an error the loop resumes
+    at the next item.
+    """
+    values: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    append = values.append
+    start = 0
+    while start < len(items):
+        try:
+            if star:
+                for args in items[start:] if start else items:
+                    append(fn(*args, **kwargs))
+            elif kwargs:
+                for arg in items[start:] if start else items:
+                    append(fn(arg, **kwargs))
+            else:
+                for arg in items[start:] if start else items:
+                    append(fn(arg))
+            break
+        except Exception as exc:
+            errors[len(values)] = exc
+            append(None)
+            start = len(values)
+    return values, errors

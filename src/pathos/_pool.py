@@ -297,7 +297,9 @@ class WorkerPool(AbstractWorkerPool):
 
         return stop
 
-    def _job(self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool) -> tuple[Job, Backend]:
+    def _job(
+        self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool, star: bool = True
+    ) -> tuple[Job, Backend]:
         _check_function(verb, f)
         options = _call_options(verb, kwds, self._defaults)
         backend = self._running_backend()
@@ -309,6 +311,8 @@ class WorkerPool(AbstractWorkerPool):
             retries=options["retries"],
             fail_fast=fail_fast,
             progress=self._progress(options["progress"]),
+            star=star,
+            stream=not fail_fast,
         )
         return job, backend
 
@@ -322,8 +326,8 @@ class WorkerPool(AbstractWorkerPool):
     def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
         if not args:
             raise TypeError(f"{verb}() requires at least two args")
-        job, backend = self._job(verb, f, kwds, fail_fast=True)
-        items = list(zip(*args))
+        job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1)
+        items = list(zip(*args)) if len(args) > 1 else list(args[0])
         backend.submit(job)
         job.feed(items, last=True)
         return AsyncResult(job, single=False, on_interrupt=self._interrupt(backend))
@@ -331,13 +335,14 @@ class WorkerPool(AbstractWorkerPool):
     def _lazy(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any], ordered: bool) -> ResultIterator:
         if not args:
             raise TypeError(f"{verb}() must have at least two arguments")
-        job, backend = self._job(verb, f, kwds, fail_fast=False)
+        star = len(args) > 1
+        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star)
         backend.submit(job)
         if all(isinstance(a, (list, tuple)) for a in args):
-            job.feed(list(zip(*args)), last=True)
-            source: Iterator[tuple[Any, ...]] | None = None
+            job.feed(list(zip(*args)) if star else list(args[0]), last=True)
+            source: Iterator[Any] | None = None
         else:
-            source = zip(*args)
+            source = zip(*args) if star else iter(args[0])
         return ResultIterator(job, source, ordered=ordered, on_interrupt=self._interrupt(backend))
 
     def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> list[Any]:

@@ -67,10 +67,15 @@ class AsyncResult:
         job = self._job
         if job.error is not None:
             raise job.error
-        outcomes = job.outcomes
+        chunks = job.chunks
         if self._single:
-            return outcomes[0][1]
-        return [outcomes[i][1] for i in range(job.total or 0)]
+            return chunks[0][0][0]
+        if len(chunks) == 1:
+            return list(chunks[next(iter(chunks))][0])
+        out: list[Any] = []
+        for start in sorted(chunks):
+            out.extend(chunks[start][0])
+        return out
 
     def cancel(self) -> bool:
         """Cancel the work not yet finished; False if it had already finished."""
@@ -100,7 +105,7 @@ class ResultIterator(Iterator[Any]):
     def __init__(
         self,
         job: Job,
-        source: Iterator[tuple[Any, ...]] | None,
+        source: Iterator[Any] | None,
         *,
         ordered: bool,
         on_interrupt: Callable[[], None],
@@ -113,6 +118,9 @@ class ResultIterator(Iterator[Any]):
         self._yielded = 0
         self._source_error: BaseException | None = None
         self._closed = False
+        self._chunk: tuple[list[Any], dict[int, BaseException] | None, int] = ([], None, 0)
+        self._left = 0  # results left in _chunk
+        self._low_water = 0  # refill the input once fewer than this many items are ahead
         self._refill()
 
     # -- input ----------------------------------------------------------------------
@@ -125,7 +133,9 @@ class ResultIterator(Iterator[Any]):
         source = self._source
         if source is None:
             return
-        want = self._window() - (self._read - self._yielded)
+        window = self._window()
+        self._low_water = window // 2
+        want = window - (self._read - self._yielded)
         if want <= 0:
             return
         items = list(itertools.islice(source, want)) if self._source_error is None else []
@@ -159,45 +169,48 @@ class ResultIterator(Iterator[Any]):
         """
         if self._closed:
             raise StopIteration
-        self._feed_safely()
         job = self._job
-        if not wait_for(job, self._available, timeout, self._on_interrupt):
+        if not self._left and not wait_for(job, self._available, timeout, self._on_interrupt):
             raise ResultTimeoutError(f"no result arrived within {timeout} s; the work goes on")
-        with job.lock:
-            index = self._take()
-            if index is None:
-                pass
-            else:
-                ok, value = job.outcomes.pop(index)
-        if index is None:
-            return self._end()
+        if not self._left:
+            with job.lock:
+                found = self._take()
+            if not found:
+                return self._end()
+        values, errors, offset = self._chunk
+        self._left -= 1
+        self._chunk = (values, errors, offset + 1)
         self._yielded += 1
-        self._feed_safely()
-        if not ok:
-            raise value
-        return value
+        if self._read - self._yielded < self._low_water:
+            self._feed_safely()
+        if errors is not None and offset in errors:
+            raise errors[offset]
+        return values[offset]
 
     def _available(self) -> bool:
         job = self._job
         if job.cancelled:
             return True
         if self._ordered:
-            if self._yielded in job.outcomes:
+            if self._yielded in job.chunks:
                 return True
         elif job.order:
             return True
         return job.total is not None and self._yielded >= job.total
 
-    def _take(self) -> int | None:
-        """The index of the next outcome to hand out (job lock held), or None at the end."""
+    def _take(self) -> bool:
+        """Move the next finished batch into ``_chunk`` (job lock held); False at the end."""
         job = self._job
         if self._ordered:
-            return self._yielded if self._yielded in job.outcomes else None
-        while job.order:
-            index = job.order.popleft()
-            if index in job.outcomes:
-                return index
-        return None
+            start = self._yielded if self._yielded in job.chunks else None
+        else:
+            start = job.order.popleft() if job.order else None
+        if start is None:
+            return False
+        values, errors = job.chunks.pop(start)
+        self._chunk = (values, errors, 0)
+        self._left = len(values)
+        return True
 
     def _end(self) -> Any:
         job = self._job

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .._errors import TaskTimeoutError
-from .._job import Batch
+from .._job import Batch, call_items
 
 __all__ = ["run_batch", "timeout_error"]
 
@@ -23,16 +23,8 @@ def timeout_error(batch: Batch) -> TaskTimeoutError:
 def run_batch(batch: Batch) -> tuple[list[Any], dict[int, BaseException], float]:
     """Call the job's function on each item; exceptions are kept per item."""
     job = batch.job
-    fn, kwargs = job.fn, job.kwargs
-    values: list[Any] = []
-    errors: dict[int, BaseException] = {}
     start = time.perf_counter()
-    for offset, args in enumerate(batch.items):
-        try:
-            values.append(fn(*args, **kwargs))
-        except Exception as exc:
-            values.append(None)
-            errors[offset] = exc
+    values, errors = call_items(job.fn, batch.items, job.star, job.kwargs)
     return values, errors, time.perf_counter() - start
 
 

@@ -377,7 +377,7 @@ class ProcessBackend(Backend):
         job = batch.job
         if job.key not in self._functions:
             try:
-                self._functions[job.key] = (job, dumps((job.fn, job.kwargs), what="function"))
+                self._functions[job.key] = (job, dumps((job.fn, job.kwargs, job.star), what="function"))
             except SerializationError as exc:
                 job.cancel(exc)
                 job.batch_failed(batch, exc)

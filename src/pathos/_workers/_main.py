@@ -29,6 +29,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from .._job import call_items
 from .._serialize import dumps, loads
 
 __all__ = ["cpu_budget", "error_payload", "run_worker"]
@@ -101,7 +102,7 @@ def run_worker(conn: Connection, setup: bytes) -> None:
 
 
 def _serve(conn: Connection, max_memory: int | None) -> None:
-    functions: dict[int, tuple[Callable[..., Any], dict[str, Any]]] = {}
+    functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())
@@ -118,7 +119,7 @@ def _serve(conn: Connection, max_memory: int | None) -> None:
 
 
 def _run_batch(
-    functions: dict[int, tuple[Callable[..., Any], dict[str, Any]]],
+    functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]],
     key: int,
     fn_bytes: bytes | None,
     items_bytes: bytes,
@@ -126,20 +127,14 @@ def _run_batch(
     try:
         if fn_bytes is not None:
             functions[key] = loads(fn_bytes)
-        fn, kwargs = functions[key]
+        fn, kwargs, star = functions[key]
         items = loads(items_bytes)
     except Exception as exc:  # could not rebuild the function or the arguments here
         return dumps(None), [(-1, error_payload(exc))], 0.0
-    values: list[Any] = []
-    errors: list[tuple[int, Any]] = []
     start = time.perf_counter()
-    for offset, args in enumerate(items):
-        try:
-            values.append(fn(*args, **kwargs))
-        except Exception as exc:
-            values.append(None)
-            errors.append((offset, error_payload(exc)))
+    values, raised = call_items(fn, items, star, kwargs)
     seconds = time.perf_counter() - start
+    errors = [(offset, error_payload(exc)) for offset, exc in raised.items()]
     return _dump_values(values, errors), errors, seconds
 
 
