@@ -154,6 +154,8 @@ def dumps(obj: Any, *, what: str = "object") -> bytes:
     Raises:
         SerializationError: neither the C pickler nor dill could serialize ``obj``.
     """
+    if _is_plain(obj, 3):
+        return pickle.dumps(obj, PROTOCOL)
     buf = io.BytesIO()
     try:
         _FastPickler(buf, protocol=PROTOCOL).dump(obj)
@@ -171,6 +173,19 @@ def dumps(obj: Any, *, what: str = "object") -> bytes:
     buf = io.BytesIO()
     pickle.Pickler(buf, protocol=PROTOCOL).dump(_DillBlob(data))
     return buf.getvalue()
+
+
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def _is_plain(obj: Any, depth: int) -> bool:
+    """Small data made only of builtin scalars, which plain ``pickle.dumps`` handles."""
+    kind = type(obj)
+    if kind in _PLAIN:
+        return True
+    if (kind is list or kind is tuple) and depth and len(obj) <= 16:
+        return all(_is_plain(x, depth - 1) for x in obj)
+    return False
 
 
 class _DillBlob:

@@ -261,7 +261,8 @@ class ProcessBackend(Backend):
 
     def _on_exit(self, worker: WorkerProcess) -> None:
         """A worker's process ended: settle the batches it held, then let it go."""
-        self._receive(worker)  # results it sent before it died still count
+        if worker.conn.poll(0):
+            self._receive(worker, drain=True)  # results it sent before it died still count
         if worker not in self._workers:
             return
         exitcode = worker.reap()
@@ -412,11 +413,14 @@ class ProcessBackend(Backend):
             pass  # it died; its sentinel will fire and the batch is settled then
 
     # -- receiving --------------------------------------------------------------------
-    def _receive(self, worker: WorkerProcess) -> None:
-        conn = worker.conn
+    def _receive(self, worker: WorkerProcess, *, drain: bool = False) -> None:
+        """Handle the messages a worker sent; ``drain`` reads until its pipe is empty."""
         try:
-            while conn.poll():
-                self._on_message(worker, pickle.loads(conn.recv_bytes()))
+            while True:
+                for message in worker.read_messages():
+                    self._on_message(worker, pickle.loads(message))
+                if not drain or not worker.conn.poll(0):
+                    return
         except (EOFError, OSError):
             pass  # the process is gone; its sentinel settles the rest
 
@@ -459,13 +463,14 @@ class ProcessBackend(Backend):
                 self._fail_whole(batch, rebuild_error(errors[0][1]))
             else:
                 job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
+        if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
+            self._forget_finished()
         if (worker.retiring and not worker.outstanding) and not worker.stopping:
             worker.stopping = True
             try:
                 worker.conn.send_bytes(pickle.dumps(("stop",)))
             except OSError:
                 pass
-        self._forget_finished()
 
     @staticmethod
     def _fail_whole(batch: Batch, error: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import warnings
@@ -13,6 +14,8 @@ from .._job import Batch
 from ._main import run_worker
 
 __all__ = ["WorkerProcess", "exit_reason", "signal_name"]
+
+READ_SIZE = 1 << 20
 
 
 class WorkerProcess:
@@ -28,6 +31,8 @@ class WorkerProcess:
             self.process.start()
         child_conn.close()
         self.conn: Connection = parent_conn
+        self.fd: int = parent_conn.fileno()
+        self.inbox = bytearray()  # bytes read from the pipe, not yet split into messages
         self.pid: int = self.process.pid
         self.sentinel: int = self.process.sentinel
         self.outstanding: deque[tuple[int, Batch]] = deque()
@@ -40,6 +45,37 @@ class WorkerProcess:
         self.fast = False  # its last batch was quick: prefetch more
         self.stopping = False  # "stop" was sent
         self.killed_for: BaseException | None = None  # the error its running batch gets
+
+    def read_messages(self) -> list[bytes]:
+        """Every complete message now readable, in one ``read`` (the pipe must be readable).
+
+        Messages use ``multiprocessing.Connection``'s framing (a 4-byte big-endian
+        length, or -1 and an 8-byte length), as the worker sends them with
+        ``send_bytes``.
+
+        Raises:
+            EOFError: the worker closed its end.
+        """
+        data = os.read(self.fd, READ_SIZE)
+        if not data:
+            raise EOFError
+        inbox = self.inbox
+        inbox += data
+        messages: list[bytes] = []
+        pos, end = 0, len(inbox)
+        while end - pos >= 4:
+            size = int.from_bytes(inbox[pos : pos + 4], "big", signed=True)
+            head = 4
+            if size == -1:
+                if end - pos < 12:
+                    break
+                size, head = int.from_bytes(inbox[pos + 4 : pos + 12], "big"), 12
+            if end - pos - head < size:
+                break
+            messages.append(bytes(inbox[pos + head : pos + head + size]))
+            pos += head + size
+        del inbox[:pos]
+        return messages
 
     def kill(self) -> None:
         try:
