@@ -47,13 +47,14 @@ class Batch:
         attempts: how many times it was started and lost to a crash.
     """
 
-    __slots__ = ("attempts", "items", "job", "start")
+    __slots__ = ("attempts", "items", "job", "segments", "start")
 
-    def __init__(self, job: Job, start: int, items: list[tuple[Any, ...]], attempts: int = 0):
+    def __init__(self, job: Job, start: int, items: list[Any], attempts: int = 0):
         self.job = job
         self.start = start
         self.items = items
         self.attempts = attempts
+        self.segments: list[str] = []  # shared-memory files holding its large arguments
 
     def __repr__(self) -> str:
         return f"<Batch items {self.start}..{self.start + len(self.items) - 1}>"

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import dill
 
 from ._errors import SerializationError
+from ._shm import BufferWriter
 
 __all__ = ["describe", "dumps", "loads"]
 
@@ -144,12 +145,14 @@ def _dill_dumps(obj: Any, top: Any = None) -> bytes:
     return buf.getvalue()
 
 
-def dumps(obj: Any, *, what: str = "object") -> bytes:
+def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | None = None) -> bytes:
     """Serialize ``obj`` to bytes that :func:`loads` (plain ``pickle.loads``) can read.
 
     Args:
         obj: anything the C pickler or dill can serialize.
         what: how to name the object in an error message ("argument of item 3").
+        buffers: moves large buffers (numpy arrays...) out of the stream, into shared
+            memory; the reader then needs ``loads(data, buffers=load_buffers(names))``.
 
     Raises:
         SerializationError: neither the C pickler nor dill could serialize ``obj``.
@@ -158,10 +161,11 @@ def dumps(obj: Any, *, what: str = "object") -> bytes:
         return pickle.dumps(obj, PROTOCOL)
     buf = io.BytesIO()
     try:
-        _FastPickler(buf, protocol=PROTOCOL).dump(obj)
+        _FastPickler(buf, protocol=PROTOCOL, buffer_callback=buffers).dump(obj)
         return buf.getvalue()
     except Exception:
-        pass
+        if buffers is not None:
+            buffers.discard()
     try:
         data = _dill_dumps(obj)
     except Exception as exc:

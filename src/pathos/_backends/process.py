@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .. import _registry
+from .. import _registry, _shm
 from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
 from .._errors import (
     PathosError,
@@ -98,7 +98,9 @@ class ProcessBackend(Backend):
     ) -> None:
         super().__init__(nodes)
         self._ctx = context if hasattr(context, "Process") else multiprocessing.get_context(context)
-        self._setup = dumps((initializer, tuple(initargs), max_worker_memory, cpu_budget), what="initializer")
+        setup = (initializer, tuple(initargs), max_worker_memory, cpu_budget, os.getpid())
+        self._setup = dumps(setup, what="initializer")
+        self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
         self._maxtasks = maxtasksperchild
         self._queue = JobQueue()
         self._workers: list[WorkerProcess] = []
@@ -270,6 +272,10 @@ class ProcessBackend(Backend):
         self._remove(worker)
 
     def _settle_lost(self, worker: WorkerProcess, exitcode: int | None) -> None:
+        if self._shm_prefix:
+            _shm.discard_prefix(f"pathos-{os.getpid()}-{worker.pid}-")  # results it was writing
+        for _, batch in worker.outstanding:
+            _release(batch)
         if not worker.outstanding:
             return
         _, running = worker.outstanding.popleft()
@@ -322,10 +328,12 @@ class ProcessBackend(Backend):
         for worker in list(self._workers):
             worker.reap()
             for _, batch in worker.outstanding:
+                _release(batch)
                 batch.job.cancel(error)
             worker.outstanding.clear()
             self._remove(worker)
         if self._held is not None:
+            _release(self._held[0])
             self._held[0].job.cancel(error)
             self._held = None
         self._queue.cancel_all(error)
@@ -383,8 +391,12 @@ class ProcessBackend(Backend):
                 job.cancel(exc)
                 job.batch_failed(batch, exc)
                 return None
+        writer = _shm.BufferWriter(self._shm_prefix) if self._shm_prefix else None
         try:
-            return dumps(batch.items, what=f"arguments of item {batch.start}")
+            data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
+            if writer is not None:
+                batch.segments = writer.names
+            return data
         except SerializationError as exc:
             if len(batch.items) > 1:
                 job.batch_lost(batch, exc)  # split it, so only the bad item fails
@@ -399,7 +411,7 @@ class ProcessBackend(Backend):
             fn_bytes = self._functions[job.key][1]
             worker.known.add(job.key)
         batch_id = next(self._ids)
-        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, worker.forget), 5)
+        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, batch.segments, worker.forget), 5)
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -443,9 +455,17 @@ class ProcessBackend(Backend):
             worker.killed_for = error
 
     def _on_done(
-        self, worker: WorkerProcess, batch_id: int, values: bytes, errors: list[Any], seconds: float, over: bool
+        self,
+        worker: WorkerProcess,
+        batch_id: int,
+        values: bytes,
+        segments: list[str],
+        errors: list[Any],
+        seconds: float,
+        over: bool,
     ) -> None:
         _, batch = worker.outstanding.popleft()
+        _release(batch)
         worker.started = time.monotonic()
         worker.fast = seconds < QUICK_BATCH_SECONDS
         if over:
@@ -454,7 +474,7 @@ class ProcessBackend(Backend):
         self._stats["items"] += len(batch.items)
         job = batch.job
         try:
-            results = loads(values)
+            results = pickle.loads(values, buffers=_shm.load_buffers(segments)) if segments else loads(values)
         except Exception as exc:
             error = SerializationError(f"cannot deserialize the result of {_items(batch)}: {exc}")
             self._fail_whole(batch, error)
@@ -523,6 +543,13 @@ def _timeout_error(batch: Batch) -> TaskTimeoutError:
         task=batch.start,
         timeout=timeout,
     )
+
+
+def _release(batch: Batch) -> None:
+    """Remove what is left of a settled batch's shared-memory arguments."""
+    if batch.segments:
+        _shm.discard(batch.segments)
+        batch.segments = []
 
 
 def _items(batch: Batch) -> str:

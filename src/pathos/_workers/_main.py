@@ -29,6 +29,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from .. import _shm
 from .._job import call_items
 from .._serialize import dumps, loads
 
@@ -85,7 +86,7 @@ def run_worker(conn: Connection, setup: bytes) -> None:
     global _cpu_budget
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_watch_parent, name="pathos-parent-watch", daemon=True).start()
-    initializer, initargs, max_memory, _cpu_budget = loads(setup)
+    initializer, initargs, max_memory, _cpu_budget, owner = loads(setup)
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -94,14 +95,15 @@ def run_worker(conn: Connection, setup: bytes) -> None:
             return
     conn.send_bytes(pickle.dumps(("ready", os.getpid())))
     try:
-        _serve(conn, max_memory)
+        prefix = f"pathos-{owner}-{os.getpid()}" if _shm.available() else None
+        _serve(conn, max_memory, prefix)
     finally:
         from .._registry import shutdown_all
 
         shutdown_all()  # pools the user's functions created in this worker
 
 
-def _serve(conn: Connection, max_memory: int | None) -> None:
+def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None:
     functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
     while True:
         try:
@@ -110,12 +112,14 @@ def _serve(conn: Connection, max_memory: int | None) -> None:
             return
         if message[0] == "stop":
             return
-        _, batch_id, key, fn_bytes, items_bytes, forget = message
+        _, batch_id, key, fn_bytes, items_bytes, segments, forget = message
         for old in forget:
             functions.pop(old, None)
-        reply = _run_batch(functions, key, fn_bytes, items_bytes)
+        writer = _shm.BufferWriter(prefix) if prefix else None
+        reply = _run_batch(functions, key, fn_bytes, items_bytes, segments, writer)
         over = max_memory is not None and _rss_bytes() > max_memory
-        conn.send_bytes(pickle.dumps(("done", batch_id, *reply, over)))
+        names = writer.names if writer is not None else []
+        conn.send_bytes(pickle.dumps(("done", batch_id, reply[0], names, *reply[1:], over)))
 
 
 def _run_batch(
@@ -123,25 +127,27 @@ def _run_batch(
     key: int,
     fn_bytes: bytes | None,
     items_bytes: bytes,
+    segments: list[str],
+    writer: _shm.BufferWriter | None,
 ) -> tuple[bytes, list[tuple[int, Any]], float]:
     try:
         if fn_bytes is not None:
             functions[key] = loads(fn_bytes)
         fn, kwargs, star = functions[key]
-        items = loads(items_bytes)
+        items = pickle.loads(items_bytes, buffers=_shm.load_buffers(segments)) if segments else loads(items_bytes)
     except Exception as exc:  # could not rebuild the function or the arguments here
         return dumps(None), [(-1, error_payload(exc))], 0.0
     start = time.perf_counter()
     values, raised = call_items(fn, items, star, kwargs)
     seconds = time.perf_counter() - start
     errors = [(offset, error_payload(exc)) for offset, exc in raised.items()]
-    return _dump_values(values, errors), errors, seconds
+    return _dump_values(values, errors, writer), errors, seconds
 
 
-def _dump_values(values: list[Any], errors: list[tuple[int, Any]]) -> bytes:
+def _dump_values(values: list[Any], errors: list[tuple[int, Any]], writer: _shm.BufferWriter | None) -> bytes:
     """Serialize the results; one that will not serialize becomes that item's error."""
     try:
-        return dumps(values)
+        return dumps(values, buffers=writer)
     except Exception:
         pass
     for offset, value in enumerate(values):

@@ -1,0 +1,72 @@
+"""Large buffers go through shared memory, arrive writable, and never leak."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from pathos import WorkerCrashedError, _shm
+
+from .conftest import make_pool
+
+np = pytest.importorskip("numpy")
+pytestmark = pytest.mark.skipif(not _shm.available(), reason="no /dev/shm here")
+
+
+def ours() -> set[str]:
+    return {n for n in os.listdir(_shm.SHM_DIR) if n.startswith(f"pathos-{os.getpid()}-")}
+
+
+def scale(a: Any) -> Any:
+    a *= 2  # arguments arrive writable, and the caller's copy is untouched
+    return a
+
+
+def make(i: int) -> Any:
+    return np.full(400_000, float(i))
+
+
+def kill_with_array(a: Any) -> Any:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.fixture
+def pool() -> Any:
+    p = make_pool("process")
+    yield p
+    p.terminate()
+    p.clear()
+
+
+def test_large_arrays_both_ways(pool: Any) -> None:
+    arrays = [np.arange(300_000, dtype=float) + i for i in range(6)]
+    out = pool.map(scale, arrays)
+    assert all((o == 2 * a).all() for o, a in zip(out, arrays))
+    assert arrays[0][1] == 1.0
+    made = pool.map(make, range(4))
+    assert [m[0] for m in made] == [0.0, 1.0, 2.0, 3.0] and made[0].flags.writeable
+    assert not ours()
+
+
+def test_small_arrays_stay_in_the_pipe(pool: Any) -> None:
+    assert pool.map(lambda a: a.sum(), [np.ones(10)]) == [10.0]
+
+
+def test_no_leak_when_a_worker_dies_holding_arrays(pool: Any) -> None:
+    with pytest.raises(WorkerCrashedError):
+        pool.map(kill_with_array, [np.zeros(300_000)])
+    assert pool.map(make, [1])[0][0] == 1.0
+    assert not ours()
+
+
+def test_buffer_writer_round_trip() -> None:
+    import pickle
+
+    writer = _shm.BufferWriter(f"pathos-{os.getpid()}-t")
+    data = pickle.dumps(np.ones(200_000), protocol=5, buffer_callback=writer)
+    assert len(writer.names) == 1 and len(data) < 1000
+    back = pickle.loads(data, buffers=_shm.load_buffers(writer.names))
+    assert back.sum() == 200_000.0 and not ours()
