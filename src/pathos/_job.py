@@ -29,6 +29,7 @@ from ._errors import PoolClosedError
 __all__ = ["Batch", "Job", "Notifier"]
 
 TARGET_BATCH_SECONDS = 0.02
+QUICK_BATCH_SECONDS = 0.002  # batches this short may be queued behind each other
 _keys = itertools.count(1)
 _CANCELLED = PoolClosedError("the call was cancelled before this item ran")
 
@@ -200,6 +201,12 @@ class Job:
             return 1
         per_item = self._item_seconds / self._items_timed
         return max(1, int(TARGET_BATCH_SECONDS / per_item) if per_item > 0 else 1 << 30)
+
+    def is_quick(self, items: int, limit: float = QUICK_BATCH_SECONDS) -> bool:
+        """True if ``items`` items of this job are measured to take under ``limit`` s."""
+        if not self._items_timed:
+            return False
+        return self._item_seconds / self._items_timed * items < limit
 
     def _batch_size(self) -> int:
         size = self.ideal_batch()

@@ -53,7 +53,6 @@ __all__ = ["ProcessBackend", "rebuild_error"]
 
 SMALL_MESSAGE = 8 * 1024  # at most this many bytes may wait in a busy worker's pipe
 PREFETCH = 8  # batches queued per worker when its batches are quick
-QUICK_BATCH_SECONDS = 0.002
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 
 
@@ -351,7 +350,7 @@ class ProcessBackend(Backend):
     def _dispatch(self) -> None:
         while True:
             if self._held is None:
-                if self._pick(small=True) is None:
+                if self._pick(small=True, quick=True) is None:
                     return
                 batch = self._queue.pull()
                 if batch is None:
@@ -364,19 +363,25 @@ class ProcessBackend(Backend):
                     continue
                 self._held = (batch, payload)
             batch, payload = self._held
-            worker = self._pick(small=len(payload) <= SMALL_MESSAGE)
+            worker = self._pick(small=len(payload) <= SMALL_MESSAGE, quick=batch.job.is_quick(len(batch.items)))
             if worker is None:
                 return
             self._held = None
             self._send(worker, batch, payload)
 
-    def _pick(self, *, small: bool) -> WorkerProcess | None:
-        """The least busy worker that may take a batch now, if any."""
+    def _pick(self, *, small: bool, quick: bool) -> WorkerProcess | None:
+        """The least busy worker that may take a batch now, if any.
+
+        A busy worker is only sent a batch that is small (its pipe cannot fill up) and
+        quick (its job's items are measured to be fast), so slow work is never queued
+        behind slow work while another worker is idle.
+        """
+        prefetch = PREFETCH if (small and quick) else 1
         best: WorkerProcess | None = None
         for w in self._workers:
             if w.retiring or w.stopping:
                 continue
-            room = (PREFETCH if (w.fast and small) else 1) - len(w.outstanding)
+            room = prefetch - len(w.outstanding)
             if room > 0 and (best is None or len(w.outstanding) < len(best.outstanding)):
                 best = w
         return best
@@ -467,7 +472,6 @@ class ProcessBackend(Backend):
         _, batch = worker.outstanding.popleft()
         _release(batch)
         worker.started = time.monotonic()
-        worker.fast = seconds < QUICK_BATCH_SECONDS
         if over:
             worker.retiring = True
         self._stats["batches"] += 1

@@ -42,7 +42,6 @@ class WorkerProcess:
         self.known: set[int] = set()  # job keys whose function this worker holds
         self.forget: list[int] = []  # job keys to drop with the next message
         self.retiring = False  # send no more; stop once idle
-        self.fast = False  # its last batch was quick: prefetch more
         self.stopping = False  # "stop" was sent
         self.killed_for: BaseException | None = None  # the error its running batch gets
 
