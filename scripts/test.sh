@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$s
   .venv/bin/python -m pip install --quiet -e ".[all]"
   cp pyproject.toml "$stamp"
 fi
-.venv/bin/python -m ruff check src tests examples benchmarks
+.venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 set +e
 .venv/bin/python -m pytest "$@"

@@ -111,12 +111,15 @@ class ProcessBackend(Backend):
         self._functions: dict[int, tuple[Job, bytes]] = {}  # job key -> (job, fn bytes)
         self._held: tuple[Batch, bytes] | None = None  # a large batch waiting for an idle worker
         self._init_error: BaseException | None = None
+        self._generation = 0  # bumped by each call; an initializer's failure counts for later calls only
         self._stats = {"batches": 0, "items": 0, "crashes": 0, "timeouts": 0, "replaced": 0}
         _registry.register(self)
 
     # -- the caller's side ------------------------------------------------------------
     def submit(self, job: Job) -> None:
-        self._init_error = None  # a new call gives a failing initializer another try
+        with self._lock:  # a new call gives a failing initializer another try
+            self._init_error = None
+            self._generation += 1
         super().submit(job)
 
     def notify(self, job: Job) -> None:
@@ -246,6 +249,7 @@ class ProcessBackend(Backend):
         assert self._selector is not None
         while len(self._workers) < self.nodes:
             worker = WorkerProcess(self._ctx, self._setup)
+            worker.generation = self._generation
             self._workers.append(worker)
             self._selector.register(worker.conn.fileno(), selectors.EVENT_READ, (worker, "conn"))
             self._selector.register(worker.sentinel, selectors.EVENT_READ, (worker, "exit"))
@@ -348,6 +352,14 @@ class ProcessBackend(Backend):
 
     # -- sending ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        if self._init_error is not None:  # no worker can start: every waiting batch fails now
+            if self._held is not None:
+                batch, self._held = self._held[0], None
+                _release(batch)
+                batch.job.batch_failed(batch, self._init_error)
+            while (batch := self._queue.pull()) is not None:
+                batch.job.batch_failed(batch, self._init_error)
+            return
         while True:
             if self._held is None:
                 if self._pick(small=True, quick=True) is None:
@@ -355,9 +367,6 @@ class ProcessBackend(Backend):
                 batch = self._queue.pull()
                 if batch is None:
                     return
-                if self._init_error is not None:
-                    batch.job.batch_failed(batch, self._init_error)
-                    continue
                 payload = self._encode(batch)
                 if payload is None:
                     continue
@@ -445,6 +454,11 @@ class ProcessBackend(Backend):
         kind = message[0]
         if kind == "done":
             self._on_done(worker, *message[1:])
+        elif kind == "declined":
+            _, batch = worker.outstanding.popleft()
+            _release(batch)
+            batch.job.batch_unstarted(batch)
+            self._retire_if_idle(worker)
         elif kind == "ready":
             worker.ready = True
             worker.started = time.monotonic()
@@ -456,7 +470,9 @@ class ProcessBackend(Backend):
                 "fix the initializer, then call the pool again"
             )
             error.__cause__ = cause
-            self._init_error = error
+            with self._lock:
+                if worker.generation == self._generation:  # not a worker left over from an earlier call
+                    self._init_error = error
             worker.killed_for = error
 
     def _on_done(
@@ -489,7 +505,12 @@ class ProcessBackend(Backend):
                 job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
         if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
             self._forget_finished()
-        if (worker.retiring and not worker.outstanding) and not worker.stopping:
+        self._retire_if_idle(worker)
+
+    @staticmethod
+    def _retire_if_idle(worker: WorkerProcess) -> None:
+        """Tell a retiring worker with nothing left to run to stop."""
+        if worker.retiring and not worker.outstanding and not worker.stopping:
             worker.stopping = True
             try:
                 worker.conn.send_bytes(pickle.dumps(("stop",)))

@@ -5,14 +5,15 @@ Messages are plain pickles of tuples; the objects inside travel as bytes made by
 
 parent -> worker::
 
-    ("run", batch_id, job_key, fn_bytes | None, items_bytes, forget_keys)
+    ("run", batch_id, job_key, fn_bytes | None, items_bytes, segments, forget_keys)
     ("stop",)
 
 worker -> parent::
 
     ("ready", pid)                         after the initializer ran
     ("init_error", error_payload)          the initializer raised; the worker exits
-    ("done", batch_id, values_bytes, [(offset, error_payload)], seconds, over_memory)
+    ("done", batch_id, values_bytes, segments, [(offset, error_payload)], seconds, over_memory)
+    ("declined", batch_id)                 over its memory limit: the batch was not run
 
 An ``error_payload`` is ``(exception_bytes | None, type_name, text, traceback_text)``.
 """
@@ -105,6 +106,7 @@ def run_worker(conn: Connection, setup: bytes) -> None:
 
 def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None:
     functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
+    declining = False  # over the memory limit: hand queued batches back, unrun
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())
@@ -113,11 +115,15 @@ def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None
         if message[0] == "stop":
             return
         _, batch_id, key, fn_bytes, items_bytes, segments, forget = message
+        if declining:
+            conn.send_bytes(pickle.dumps(("declined", batch_id)))
+            continue
         for old in forget:
             functions.pop(old, None)
         writer = _shm.BufferWriter(prefix) if prefix else None
         reply = _run_batch(functions, key, fn_bytes, items_bytes, segments, writer)
         over = max_memory is not None and _rss_bytes() > max_memory
+        declining = over
         names = writer.names if writer is not None else []
         conn.send_bytes(pickle.dumps(("done", batch_id, reply[0], names, *reply[1:], over)))
 

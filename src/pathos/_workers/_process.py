@@ -44,6 +44,7 @@ class WorkerProcess:
         self.retiring = False  # send no more; stop once idle
         self.stopping = False  # "stop" was sent
         self.killed_for: BaseException | None = None  # the error its running batch gets
+        self.generation = 0  # the backend's call counter when this worker was started
 
     def read_messages(self) -> list[bytes]:
         """Every complete message now readable, in one ``read`` (the pipe must be readable).
