@@ -22,6 +22,7 @@ from . import parallel as parallel
 from . import pools as pools
 from . import serial as serial
 from . import threading as threading
+from ._errors import ClusterError as ClusterError
 from ._errors import PathosError as PathosError
 from ._errors import PoolClosedError as PoolClosedError
 from ._errors import RemoteError as RemoteError
@@ -45,6 +46,7 @@ pp = parallel
 
 __all__ = [
     "AsyncResult",
+    "ClusterError",
     "ParallelPool",
     "PathosError",
     "PoolClosedError",

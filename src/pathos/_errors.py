@@ -7,6 +7,8 @@
     │   ├── PoolClosedError (ValueError)      the pool was closed or terminated
     │   ├── WorkerCrashedError (RuntimeError) a worker died while running a task
     │   ├── WorkerInitError (RuntimeError)    the pool's initializer raised
+    │   ├── ClusterError (ConnectionError)    a Dask scheduler could not be reached,
+    │   │                                     or was lost during a call
     │   ├── TaskTimeoutError (TimeoutError)   a task ran past its ``timeout=``
     │   ├── SerializationError (pickle.PicklingError)
     │   │                                     an argument, result or exception would
@@ -29,6 +31,7 @@ import pickle
 from typing import Any
 
 __all__ = [
+    "ClusterError",
     "PathosError",
     "PoolClosedError",
     "RemoteError",
@@ -81,6 +84,21 @@ class WorkerCrashedError(PathosError, RuntimeError):
 
 class WorkerInitError(PathosError, RuntimeError):
     """The pool's ``initializer`` raised in a new worker; its exception is the ``__cause__``."""
+
+
+class ClusterError(PathosError, ConnectionError):
+    """A Dask scheduler could not be reached, or the connection to it was lost.
+
+    Attributes:
+        address: the scheduler's address, or None when no scheduler was involved.
+    """
+
+    def __init__(self, message: str, *, address: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_with_kwargs, (type(self), self.args, {"address": self.address}))
 
 
 class TaskTimeoutError(PathosError, TimeoutError):
