@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from typing import Any, Iterator
 
 import pytest
 
-from pathos.pools import ProcessPool, SerialPool, ThreadPool
+from pathos.pools import ParallelPool, ProcessPool, SerialPool, ThreadPool
 
 TIMEOUT = 30  # seconds: reached only if something hangs
 
 _ids = itertools.count()
-KINDS = {"serial": SerialPool, "thread": ThreadPool, "process": ProcessPool}
+KINDS = {"serial": SerialPool, "thread": ThreadPool, "process": ProcessPool, "parallel": ParallelPool}
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+# "parallel" is ParallelPool on a local Dask cluster (a scheduler here, two worker processes).
+POOL_KINDS = [
+    pytest.param(kind, marks=[pytest.mark.dask, pytest.mark.skipif(not HAVE_DASK, reason="needs pathos[dask]")])
+    if kind == "parallel"
+    else kind
+    for kind in KINDS
+]
 
 
 def make_pool(kind: str, nodes: int = 2, **kwds: Any) -> Any:
@@ -24,7 +33,7 @@ def make_pool(kind: str, nodes: int = 2, **kwds: Any) -> Any:
     return cls(nodes, id=f"test-{next(_ids)}", **kwds)
 
 
-@pytest.fixture(params=list(KINDS))
+@pytest.fixture(params=POOL_KINDS)
 def pool(request: pytest.FixtureRequest) -> Iterator[Any]:
     p = make_pool(request.param)
     yield p
@@ -32,7 +41,7 @@ def pool(request: pytest.FixtureRequest) -> Iterator[Any]:
     p.clear()
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=[k for k in POOL_KINDS if k != "serial"])
 def parallel_pool(request: pytest.FixtureRequest) -> Iterator[Any]:
     p = make_pool(request.param)
     yield p

@@ -473,7 +473,7 @@ class DaskBackend(Backend):
             return {}
         workers = identity.get("workers", {})
         return {
-            address: {"pid": w.get("pid"), "nthreads": w.get("nthreads"), "host": w.get("host")}
+            address: {"nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"), "name": w.get("name")}
             for address, w in workers.items()
         }
 
@@ -486,7 +486,8 @@ class DaskBackend(Backend):
         workers = info["workers"]
         lines = [f"Dask {kind} at {info['scheduler']}: {len(workers)} workers, state {info['state']}"]
         for address, w in sorted(workers.items()):
-            lines.append(f"  worker {address}  pid {w['pid']}  threads {w['nthreads']}")
+            memory = f"{w['memory_limit'] / 2**30:.1f} GiB" if w["memory_limit"] else "no limit"
+            lines.append(f"  worker {address}  threads {w['nthreads']}  memory {memory}")
         lines.append(
             f"  tasks run: {info['tasks']}, items run: {info['items']}, "
             f"crashes: {info['crashes']}, timeouts: {info['timeouts']}"

@@ -352,6 +352,7 @@ class ProcessBackend(Backend):
 
     # -- sending ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        batch: Batch | None
         if self._init_error is not None:  # no worker can start: every waiting batch fails now
             if self._held is not None:
                 batch, self._held = self._held[0], None

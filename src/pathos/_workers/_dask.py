@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from .._job import call_items
 from .._serialize import dumps, loads
@@ -33,7 +33,7 @@ def _function(token: str, fn_bytes: bytes) -> tuple[Callable[..., Any], dict[str
         if entry is not None:
             _functions.move_to_end(token)
             return entry
-    entry = loads(fn_bytes)
+    entry = cast("tuple[Callable[..., Any], dict[str, Any], bool]", loads(fn_bytes))
     with _lock:
         _functions[token] = entry
         while len(_functions) > _CACHE_SIZE:
