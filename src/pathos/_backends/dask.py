@@ -504,7 +504,7 @@ def _start_local_cluster(distributed: Any, nodes: int) -> Any:
     worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny", "worker_kwargs": worker_kwargs}}
     scheduler = {
         "cls": distributed.Scheduler,
-        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": None},
+        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"},
     }
     return distributed.SpecCluster(
         workers=dict.fromkeys(range(nodes), worker),

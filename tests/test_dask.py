@@ -1,0 +1,304 @@
+"""ParallelPool on real Dask schedulers and workers, all on 127.0.0.1.
+
+A module fixture starts a ``dask scheduler`` and two ``dask worker`` processes (one
+thread each); every test that needs another scheduler starts its own, so the shared one
+stays valid. Every process started here is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pathos import ClusterError, TaskTimeoutError
+from pathos._backends.dask import scheduler_address
+from pathos.parallel import stats
+from pathos.pools import ParallelPool
+
+from . import _cases
+from .conftest import TIMEOUT
+
+distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.dask
+
+START_SECONDS = 60  # bound on a scheduler or workers coming up
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    """Workers import this checkout's pathos and the tests' helper modules."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: killed with every child
+    )
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(TIMEOUT)
+
+
+class Cluster:
+    """A scheduler and its workers, as subprocesses."""
+
+    def __init__(self, workers: int) -> None:
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.scheduler = _spawn(
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+        )
+        self.workers = [
+            _spawn(
+                "distributed.cli.dask_worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--death-timeout",
+                "30",
+            )
+            for _ in range(workers)
+        ]
+        self.wait_for_workers(workers)
+
+    def wait_for_workers(self, n: int) -> None:
+        with distributed.Client(self.address, timeout=START_SECONDS, set_as_default=False) as client:
+            client.wait_for_workers(n, timeout=START_SECONDS)
+
+    def worker_pids(self) -> set[int]:
+        """Every process under the worker commands (nannies and the workers they run)."""
+        pids = set()
+        for proc in self.workers:
+            pids.add(proc.pid)
+            try:
+                pids.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            _kill(proc)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    c = Cluster(workers=2)
+    yield c
+    c.stop()
+
+
+_ids = iter(range(10**6))
+
+
+def remote_pool(address: str, **kwds: Any) -> Any:
+    return ParallelPool(nodes=0, servers=(address,), id=f"dask-test-{next(_ids)}", **kwds)
+
+
+@pytest.fixture
+def pool(cluster: Cluster) -> Iterator[Any]:
+    p = remote_pool(cluster.address)
+    yield p
+    p.terminate()
+    p.clear()
+
+
+# -- every verb, in the workers --------------------------------------------------------------
+
+
+def test_every_verb_runs_in_the_workers(cluster: Cluster, pool: Any) -> None:
+    offset = 100
+
+    def shifted_pid(x: int, y: int) -> tuple[int, int]:
+        return x + y + offset, os.getpid()
+
+    out = pool.map(shifted_pid, range(40), range(40))
+    assert [v for v, _ in out] == [2 * x + 100 for x in range(40)]
+    pids = {p for _, p in out}
+    assert os.getpid() not in pids and pids <= cluster.worker_pids()
+    assert list(pool.imap(lambda x: x * 2, range(10))) == [x * 2 for x in range(10)]
+    assert sorted(pool.uimap(_cases.add, range(10), range(10))) == [2 * x for x in range(10)]
+    assert pool.amap(pow, [2, 3], [3, 2]).get(TIMEOUT) == [8, 9]
+    assert pool.pipe(_cases.add, 1, y=41) == 42
+    assert pool.apipe(_cases.pid).get(TIMEOUT) in cluster.worker_pids()
+
+
+def test_pathos_host_port_form(cluster: Cluster) -> None:
+    host_port = cluster.address.removeprefix("tcp://")
+    pool = remote_pool(host_port)
+    try:
+        assert pool.map(_cases.square, range(5)) == [0, 1, 4, 9, 16]
+    finally:
+        pool.clear()
+
+
+def test_exceptions_keep_their_type_and_remote_traceback(pool: Any) -> None:
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        pool.map(_cases.boom_on(3), range(6))
+    assert "bad item 3" in str(info.value.__cause__)
+    assert pool.map(_cases.square, [4]) == [16]
+
+
+def test_stats_names_the_scheduler_workers_and_counts(cluster: Cluster, pool: Any) -> None:
+    pool.map(_cases.square, range(20))
+    text = stats(pool)
+    assert cluster.address in text and "2 workers" in text
+    assert "items run: 20" in text
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_map_loses_no_item(cluster: Cluster, pool: Any, tmp_path: Path) -> None:
+    marker = str(tmp_path / "killed")
+
+    def kill_once(x: int) -> int:
+        if x == 7:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass  # the rerun after the kill
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.01)
+        return x * 3
+
+    assert pool.map(kill_once, range(30), chunksize=2) == [x * 3 for x in range(30)]
+    assert os.path.exists(marker)
+    cluster.wait_for_workers(2)  # the nanny restarts it, for the tests after this one
+
+
+def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
+    started = time.monotonic()
+    with pytest.raises(TaskTimeoutError) as info:
+        pool.map(_cases.sleep_then, [0.01, 2.0, 0.01], timeout=0.5)
+    assert info.value.task == 1 and isinstance(info.value, TimeoutError)
+    assert time.monotonic() - started < 2.0
+    assert pool.map(_cases.square, range(3)) == [0, 1, 4]
+
+
+def test_closing_an_imap_early_cancels_its_tasks(pool: Any) -> None:
+    it = pool.imap(_cases.sleep_then, [0.2] * 30)
+    assert next(it) == 0.2
+    it.close()
+    backend = ParallelPool.__state__[pool._id]
+    deadline = time.monotonic() + TIMEOUT
+    while backend._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not backend._running
+    assert pool.map(_cases.square, [5]) == [25]
+
+
+def test_losing_the_scheduler_fails_the_call_promptly() -> None:
+    own = Cluster(workers=1)
+    pool = remote_pool(own.address)
+    try:
+        result = pool.amap(_cases.sleep_then, [0.5] * 20)
+        time.sleep(1.0)
+        _kill(own.scheduler)
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match="lost the Dask scheduler") as info:
+            result.get(TIMEOUT)
+        assert info.value.address == own.address
+        assert time.monotonic() - started < 15
+        with pytest.raises(ClusterError):
+            pool.map(_cases.square, [1])
+    finally:
+        own.stop()
+        pool.clear()
+
+
+# -- connecting ------------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_warns_then_the_work_runs_on_the_next(cluster: Cluster) -> None:
+    dead = f"127.0.0.1:{_free_port()}"
+    pool = ParallelPool(nodes=0, servers=(dead, cluster.address), id=f"dask-test-{next(_ids)}")
+    try:
+        started = time.monotonic()
+        with pytest.warns(RuntimeWarning, match=f"cannot reach the Dask scheduler at tcp://{dead}"):
+            pids = pool.map(_cases.pid, range(4))
+        assert time.monotonic() - started < 15
+        assert set(pids) <= cluster.worker_pids()
+    finally:
+        pool.clear()
+
+
+def test_strict_raises_for_an_unreachable_server() -> None:
+    dead = f"tcp://127.0.0.1:{_free_port()}"
+    pool = ParallelPool(nodes=0, servers=(dead,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match="cannot reach") as info:
+            pool.map(_cases.square, [1])
+        assert info.value.address == dead and isinstance(info.value, ConnectionError)
+    finally:
+        pool.clear()
+
+
+def test_nothing_reachable_and_no_local_nodes_is_a_clear_error() -> None:
+    pool = ParallelPool(nodes=0, servers=(f"127.0.0.1:{_free_port()}",), id=f"dask-test-{next(_ids)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ClusterError, match="no Dask scheduler could be reached"):
+                pool.map(_cases.square, [1])
+    finally:
+        pool.clear()
+
+
+def test_an_unreachable_server_falls_back_to_a_local_cluster() -> None:
+    dead = f"127.0.0.1:{_free_port()}"
+    pool = ParallelPool(nodes=1, servers=(dead,), id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.warns(RuntimeWarning, match="local cluster"):
+            assert pool.map(_cases.square, [3]) == [9]
+        assert "local cluster" in stats(pool)
+    finally:
+        pool.clear()
+
+
+def test_scheduler_addresses() -> None:
+    assert scheduler_address("tcp://h:1") == "tcp://h:1"
+    assert scheduler_address("h:1") == "tcp://h:1"
+    assert scheduler_address("h") == "tcp://h:8786"
+
+
+def test_without_distributed_the_error_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "pathos\[dask\]"'):
+        ParallelPool(2, id=f"dask-test-{next(_ids)}")
