@@ -107,7 +107,13 @@ def return_bad_unpickle(x: int) -> Any:
 
 
 class UnpicklableError(Exception):
-    def __init__(self, a: int, b: int) -> None:  # two required args: default unpickling fails
+    # Two required arguments in __new__ and __init__: neither default unpickling nor
+    # tblib's (which distributed installs for every exception class when it is imported)
+    # can rebuild it.
+    def __new__(cls, a: int, b: int) -> UnpicklableError:
+        return super().__new__(cls, a, b)
+
+    def __init__(self, a: int, b: int) -> None:
         super().__init__(f"{a}-{b}")
 
 
