@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from pathos import ClusterError, TaskTimeoutError
+from pathos import ClusterError, TaskTimeoutError, WorkerCrashedError
 from pathos._backends.dask import scheduler_address
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -201,6 +201,26 @@ def test_a_worker_killed_mid_map_loses_no_item(cluster: Cluster, pool: Any, tmp_
     assert pool.map(kill_once, range(30), chunksize=2) == [x * 3 for x in range(30)]
     assert os.path.exists(marker)
     cluster.wait_for_workers(2)  # the nanny restarts it, for the tests after this one
+
+
+def test_an_item_that_keeps_killing_its_worker_fails_alone(cluster: Cluster, pool: Any) -> None:
+    def deadly(x: int) -> int:
+        if x == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
+    outcomes: list[Any] = []
+    it = pool.imap(deadly, range(5))
+    while True:
+        try:
+            outcomes.append(it.next(120))  # Dask restarts the worker and retries it first
+        except StopIteration:
+            break
+        except WorkerCrashedError as exc:
+            assert exc.task == 2
+            outcomes.append("crashed")
+    assert outcomes == [0, 1, "crashed", 3, 4]
+    cluster.wait_for_workers(2)
 
 
 def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
