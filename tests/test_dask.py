@@ -228,9 +228,9 @@ def test_an_item_that_keeps_killing_its_worker_fails_with_worker_crashed(cluster
 def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
     started = time.monotonic()
     with pytest.raises(TaskTimeoutError) as info:
-        pool.map(_cases.sleep_then, [0.01, 2.0, 0.01], timeout=0.5)
+        pool.map(_cases.sleep_then, [0.01, 4.0, 0.01], timeout=0.5)
     assert info.value.task == 1 and isinstance(info.value, TimeoutError)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.5  # not waiting for the late item
     assert pool.map(_cases.square, range(3)) == [0, 1, 4]
 
 
