@@ -138,7 +138,7 @@ class SerialPool(WorkerPool):
     _cached = False
 
     def __init__(self, *args: Any, **kwds: Any) -> None:
-        options = {k: kwds[k] for k in ("timeout", "retries", "chunksize") if k in kwds}
+        options = {k: kwds[k] for k in ("timeout", "retries", "chunksize", "progress") if k in kwds}
         super().__init__(**options)
 
     def _resolve_nodes(self, args: tuple[Any, ...], kwds: dict[str, Any]) -> int:
