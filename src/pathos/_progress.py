@@ -18,6 +18,7 @@ cancelled. tqdm is imported only when a bar is wanted.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
@@ -62,8 +63,9 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _tqdm_class() -> Any:
-    if in_notebook():
+@functools.cache
+def _tqdm_class(notebook: bool) -> Any:
+    if notebook:
         from tqdm.auto import tqdm
     else:
         from tqdm.std import tqdm
@@ -83,7 +85,7 @@ class ProgressBar:
     def __init__(self, total: int | None, options: Mapping[str, Any] | None = None) -> None:
         kwds: dict[str, Any] = {"total": total, "unit": "item", "file": sys.stderr, "dynamic_ncols": True}
         kwds.update(options or {})
-        self._bar = _tqdm_class()(**kwds)
+        self._bar = _tqdm_class(in_notebook())(**kwds)
         self._lock = threading.Lock()
         self.count = 0
         self.closed = False
