@@ -6,7 +6,7 @@ from pathos.pools import ProcessPool
 
 
 def slow_square(x):
-    time.sleep(0.01)
+    time.sleep(0.005)
     return x * x
 
 

@@ -10,7 +10,8 @@
 ``pathos map`` prints one result per line, in input order (``--unordered``: as they
 finish), streaming, so the input may be larger than memory. A failing line is reported
 on stderr as ``line N: ErrorType: message`` and the others still print; the exit status
-is the number of failed lines (at most 125), 2 for a bad command line.
+is the number of failed lines (at most 125), 2 for a bad command line, 141 when the
+reader of stdout goes away early (``| head``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 __all__ = ["main"]
 
 MAX_STATUS = 125
+BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 EXTRAS = ("dill", "tqdm", "distributed", "numpy")
 
 
@@ -177,7 +179,12 @@ def _map(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         results = verb(
             _Line(fn), itertools.count(1), _lines(), chunksize=args.chunksize, progress=args.progress or None
         )
-        failed = _print_results(results, ordered=not args.unordered)
+        try:
+            failed = _print_results(results, ordered=not args.unordered)
+        except BrokenPipeError:  # the reader went away (| head): stop quietly
+            results.close()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return BROKEN_PIPE
     return min(failed, MAX_STATUS)
 
 
