@@ -25,6 +25,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
+        """Smaller sizes, for ``--quick`` (about a second)."""
         return cls(tiny=20_000, single=1_000, spin_seconds=0.03)
 
 

@@ -140,6 +140,7 @@ class profiled:
             self.pid = gen or process_id
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        """``f`` wrapped: run under the profiler, then print or dump the statistics."""
         return _Profiled(f, self)
 
 
