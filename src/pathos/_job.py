@@ -123,6 +123,7 @@ class Job:
         self._items_timed = 0
         self._notifier: Notifier | None = None
         self._callbacks: list[Callable[[Job], None]] = []
+        self._wakers: list[Callable[[], None]] = []  # one-shot, for async consumers
         self._fired = False
         self.key = next(_keys)  # names the job's function in worker caches
 
@@ -141,6 +142,7 @@ class Job:
         if items and self._notifier is not None:
             self._notifier.notify(self)
         if last:
+            self._wake()
             self._maybe_fire()
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
@@ -150,6 +152,26 @@ class Job:
                 self._callbacks.append(fn)
                 return
         fn(self)
+
+    def wake_when(self, predicate: Callable[[], bool], fn: Callable[[], None]) -> bool:
+        """True if ``predicate()`` holds now; else call ``fn()`` once at the next change.
+
+        The check and the registration happen under the job's lock, so no change is
+        missed between them: the way for an event loop to wait without blocking.
+        """
+        with self.lock:
+            if predicate():
+                return True
+            self._wakers.append(fn)
+            return False
+
+    def _wake(self) -> None:
+        if not self._wakers:
+            return
+        with self.lock:
+            wakers, self._wakers = self._wakers, []
+        for fn in wakers:
+            fn()
 
     def _maybe_fire(self) -> None:
         with self.lock:
@@ -241,6 +263,7 @@ class Job:
                 self.changed.notify_all()
         if self.progress is not None:
             self.progress(n)
+        self._wake()
         self._maybe_fire()
 
     def batch_failed(self, batch: Batch, exc: BaseException) -> None:
@@ -276,18 +299,34 @@ class Job:
         if self._notifier is not None:
             self._notifier.notify(self)
 
-    def cancel(self, exc: BaseException | None = None) -> None:
-        """Stop the job: no new batches; waiting consumers get ``exc`` (or a cancel error)."""
+    def cancel(self, exc: BaseException | None = None, *, unstarted_only: bool = False) -> bool:
+        """Stop the job: no new batches; waiting consumers get ``exc`` (or a cancel error).
+
+        Args:
+            exc: the error consumers get instead of the default cancel error.
+            unstarted_only: cancel only if no item has been handed to a worker yet.
+
+        Returns:
+            True if the job was cancelled by this call.
+        """
         with self.lock:
             if self.done_or_failed() and exc is None:
-                return
+                return False
+            if unstarted_only and (self._next_index or self.in_flight):
+                return False
             self.cancelled = True
             if self.error is None:
                 self.error = exc or _CANCELLED
             self._pending, self._pos = [], 0
             self._retry.clear()
             self.changed.notify_all()
+        self._wake()
         self._maybe_fire()
+        return True
+
+    def cancelled_by_caller(self) -> bool:
+        """True if the job was cancelled by its caller, not stopped by an error."""
+        return self.cancelled and self.error is _CANCELLED
 
     # -- state ---------------------------------------------------------------------
     def complete(self) -> bool:

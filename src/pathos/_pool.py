@@ -10,11 +10,13 @@ running...")``) until ``clear()`` or ``restart()``; a ``with`` block clears at i
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from ._backend import RUN, Backend, closed_error
 from ._errors import PathosError
 from ._job import Job
+from ._progress import attach_progress, check_progress, sized_total
 from ._results import AsyncResult, ResultIterator
 
 __all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
@@ -114,6 +116,7 @@ def _call_options(verb: str, kwds: dict[str, Any], defaults: dict[str, Any]) -> 
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a non-negative int, got {retries!r}")
     options["retries"] = retries
+    check_progress(options["progress"])
     return options
 
 
@@ -298,7 +301,7 @@ class WorkerPool(AbstractWorkerPool):
         return stop
 
     def _job(
-        self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool, star: bool = True
+        self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool, star: bool, total: int | None
     ) -> tuple[Job, Backend]:
         _check_function(verb, f)
         options = _call_options(verb, kwds, self._defaults)
@@ -310,25 +313,22 @@ class WorkerPool(AbstractWorkerPool):
             timeout=options["timeout"],
             retries=options["retries"],
             fail_fast=fail_fast,
-            progress=self._progress(options["progress"]),
             star=star,
             stream=not fail_fast,
         )
+        attach_progress(job, options["progress"], total)
+        try:
+            backend.submit(job)
+        except BaseException:
+            job.cancel()  # closes its progress bar
+            raise
         return job, backend
-
-    def _progress(self, progress: Any) -> Callable[[int], None] | None:
-        if progress is None or progress is False:
-            return None
-        if callable(progress) and progress is not True:
-            return progress  # type: ignore[no-any-return]
-        raise ValueError("progress= takes a callable that receives a count of finished items")
 
     def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
         if not args:
             raise TypeError(f"{verb}() requires at least two args")
-        job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1)
         items = list(zip(*args)) if len(args) > 1 else list(args[0])
-        backend.submit(job)
+        job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items))
         job.feed(items, last=True)
         return AsyncResult(job, single=False, on_interrupt=self._interrupt(backend))
 
@@ -336,8 +336,7 @@ class WorkerPool(AbstractWorkerPool):
         if not args:
             raise TypeError(f"{verb}() must have at least two arguments")
         star = len(args) > 1
-        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star)
-        backend.submit(job)
+        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args))
         if all(isinstance(a, (list, tuple)) for a in args):
             job.feed(list(zip(*args)) if star else list(args[0]), last=True)
             source: Iterator[Any] | None = None
@@ -354,7 +353,8 @@ class WorkerPool(AbstractWorkerPool):
             chunksize: items per task (default: adapted to task duration).
             timeout: seconds an item may run; a longer one raises ``TaskTimeoutError``.
             retries: re-runs of an item whose worker died.
-            progress: a callable given the count of items as they finish.
+            progress: True for a tqdm bar on stderr, a dict of tqdm options, or a
+                callable given the number of items each time a batch finishes.
 
         Returns:
             The list of results.
@@ -399,6 +399,15 @@ class WorkerPool(AbstractWorkerPool):
     def pipe(self, f: Callable[..., Any], *args: Any, **kwds: Any) -> Any:
         """Call ``f(*args, **kwds)`` in a worker and return its value (blocking)."""
         return self.apipe(f, *args, **kwds).get()
+
+    def submit(self, f: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Call ``f(*args, **kwargs)`` in a worker; returns a ``concurrent.futures.Future``.
+
+        The future works with ``concurrent.futures.as_completed()`` and ``wait()`` and
+        with ``asyncio.wrap_future()``; ``future.cancel()`` succeeds while no worker has
+        picked the call up; ``future.result()`` raises the function's own exception.
+        """
+        return self.apipe(f, *args, **kwargs)._as_future(interrupt=False)
 
     # -- describing -----------------------------------------------------------------
     @property

@@ -1,12 +1,18 @@
 """What the verbs return: async results (``amap``, ``apipe``) and result iterators
-(``imap``, ``uimap``), both views of one :class:`~pathos._job.Job`."""
+(``imap``, ``uimap``), both views of one :class:`~pathos._job.Job`.
+
+Both also serve asyncio: ``await pool.amap(f, xs)`` and ``async for y in pool.imap(f, xs)``
+wait through job callbacks, never blocking the event loop (see :mod:`pathos._futures`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Generator, Iterator
 
 from ._errors import PoolClosedError, ResultTimeoutError
+from ._futures import JobFuture, next_change
 from ._job import Job
 
 __all__ = ["AsyncResult", "ResultIterator", "wait_for"]
@@ -28,13 +34,25 @@ class AsyncResult:
     """The result of ``amap`` (a list) or ``apipe`` (one value), available later.
 
     Compatible with ``multiprocessing.pool.AsyncResult``: :meth:`get`, :meth:`wait`,
-    :meth:`ready`, :meth:`successful`; and it can be cancelled.
+    :meth:`ready`, :meth:`successful`; and it can be cancelled. It is awaitable:
+    ``await pool.amap(f, xs)`` in a coroutine gives the list without blocking the event
+    loop, and cancelling the awaiting task cancels the work.
     """
 
     def __init__(self, job: Job, *, single: bool, on_interrupt: Callable[[], None]) -> None:
         self._job = job
         self._single = single
         self._on_interrupt = on_interrupt
+        self._future: JobFuture | None = None
+
+    def _as_future(self, *, interrupt: bool = True) -> JobFuture:
+        """This result as a ``concurrent.futures.Future`` (made once)."""
+        if self._future is None:
+            self._future = JobFuture(self._job, lambda: self.get(0), interrupt=interrupt)
+        return self._future
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self._as_future()).__await__()
 
     def ready(self) -> bool:
         """True once every item has finished, or one failed, or it was cancelled."""
@@ -99,7 +117,8 @@ class ResultIterator(Iterator[Any]):
 
     The input is read lazily, a bounded window ahead of what has been consumed, so an
     infinite generator works and memory stays flat. Closing the iterator early (or
-    dropping it) cancels the rest of the work.
+    dropping it) cancels the rest of the work. ``async for`` works too, and waits for
+    each result without blocking the event loop.
     """
 
     def __init__(
@@ -186,6 +205,21 @@ class ResultIterator(Iterator[Any]):
         if errors is not None and offset in errors:
             raise errors[offset]
         return values[offset]
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next result, awaited without blocking the event loop."""
+        while not (self._closed or self._left):
+            changed = next_change(self._job, self._available)
+            if changed is None:
+                break
+            await changed
+        try:
+            return self.next(0)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
     def _available(self) -> bool:
         job = self._job

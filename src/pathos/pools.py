@@ -35,6 +35,7 @@ class ProcessPool(WorkerPool):
         timeout: default per-item time limit in seconds for every call.
         retries: default number of re-runs of an item whose worker died.
         chunksize: default items per task.
+        progress: default ``progress=`` for every map call (True for a tqdm bar).
     """
 
     __state__: ClassVar[dict[Any, Backend]] = {}
@@ -98,7 +99,7 @@ class ThreadPool(WorkerPool):
         initargs: arguments for ``initializer``.
         timeout: default per-item time limit; a thread cannot be killed, so a late item
             fails with ``TaskTimeoutError`` and its thread is abandoned and replaced.
-        retries, chunksize: defaults for every call.
+        retries, chunksize, progress: defaults for every call.
     """
 
     __state__: ClassVar[dict[Any, Backend]] = {}
@@ -138,7 +139,7 @@ class SerialPool(WorkerPool):
     _cached = False
 
     def __init__(self, *args: Any, **kwds: Any) -> None:
-        options = {k: kwds[k] for k in ("timeout", "retries", "chunksize") if k in kwds}
+        options = {k: kwds[k] for k in ("timeout", "retries", "chunksize", "progress") if k in kwds}
         super().__init__(**options)
 
     def _resolve_nodes(self, args: tuple[Any, ...], kwds: dict[str, Any]) -> int:
@@ -174,7 +175,7 @@ class ParallelPool(WorkerPool):
         servers: scheduler addresses, ``("tcp://host:8786",)`` or pathos's ``"host:port"``.
         id: key in the pool cache (default ``"<nodes>@<servers>"``).
         strict: raise if a server cannot be reached, instead of warning and carrying on.
-        timeout, retries, chunksize: defaults for every call.
+        timeout, retries, chunksize, progress: defaults for every call.
     """
 
     __state__: ClassVar[dict[Any, Backend]] = {}

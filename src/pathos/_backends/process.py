@@ -355,11 +355,11 @@ class ProcessBackend(Backend):
         batch: Batch | None
         if self._init_error is not None:  # no worker can start: every waiting batch fails now
             if self._held is not None:
-                batch, self._held = self._held[0], None
-                _release(batch)
-                batch.job.batch_failed(batch, self._init_error)
-            while (batch := self._queue.pull()) is not None:
-                batch.job.batch_failed(batch, self._init_error)
+                held, self._held = self._held[0], None
+                _release(held)
+                held.job.batch_failed(held, self._init_error)
+            while (queued := self._queue.pull()) is not None:
+                queued.job.batch_failed(queued, self._init_error)
             return
         while True:
             if self._held is None:

@@ -1,0 +1,102 @@
+"""Bridges from a :class:`~pathos._job.Job` to ``concurrent.futures`` and ``asyncio``.
+
+- :class:`JobFuture`, a ``concurrent.futures.Future`` settled by the job's done callback,
+  so ``as_completed()``, ``wait()`` and ``asyncio.wrap_future()`` work on it. It is what
+  ``pool.submit()`` returns, and what ``await pool.amap(...)`` waits on.
+- :func:`next_change`, which lets ``async for`` over ``imap``/``uimap`` wait for the next
+  result without blocking the event loop: the job calls back, and the callback wakes
+  the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable
+
+from ._job import Job
+
+__all__ = ["JobFuture", "next_change"]
+
+
+class JobFuture(Future[Any]):
+    """A ``concurrent.futures.Future`` for a job's outcome.
+
+    Args:
+        job: the job whose completion settles the future.
+        value: returns the job's value (or raises its error) once the job is done.
+        interrupt: whether :meth:`cancel` may stop work that has already started
+            (True for ``amap``, which stops its unfinished items); else only work no
+            worker has picked up yet is cancelled, as ``Executor.submit`` futures do.
+    """
+
+    def __init__(self, job: Job, value: Callable[[], Any], *, interrupt: bool) -> None:
+        super().__init__()
+        self._job = job
+        self._value = value
+        self._interrupt = interrupt
+        self._notify_lock = threading.Lock()
+        self._notified = False
+        job.add_done_callback(self._settle)
+
+    def cancel(self) -> bool:
+        """Cancel the work if it can be; True if the future is now cancelled."""
+        if self.done():
+            return self.cancelled()
+        job = self._job
+        if not job.cancel(unstarted_only=not self._interrupt):
+            return self.cancelled()
+        if job._notifier is not None:
+            job._notifier.notify(job)  # let the backend drop it
+        return self._mark_cancelled()
+
+    def _mark_cancelled(self) -> bool:
+        if not super().cancel():
+            return False  # it finished first
+        with self._notify_lock:
+            notify, self._notified = not self._notified, True
+        if notify:
+            # what an executor's worker does when it finds a cancelled future: this
+            # wakes as_completed() and wait()
+            self.set_running_or_notify_cancel()
+        return True
+
+    def _settle(self, job: Job) -> None:
+        if job.cancelled_by_caller():
+            self._mark_cancelled()
+            return
+        try:
+            value = self._value()
+        except BaseException as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        try:
+            if error is None:
+                self.set_result(value)
+            else:
+                self.set_exception(error)
+        except InvalidStateError:
+            pass  # cancelled meanwhile
+
+
+def next_change(job: Job, ready: Callable[[], bool]) -> asyncio.Future[None] | None:
+    """None if ``ready()`` holds now; else an asyncio future set at the job's next change.
+
+    Must be called from a running event loop, which the future belongs to.
+    """
+    loop = asyncio.get_running_loop()
+    changed: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not changed.done():
+            changed.set_result(None)
+
+    def wake() -> None:  # called from a backend thread
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
+
+    return None if job.wake_when(ready, wake) else changed

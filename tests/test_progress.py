@@ -1,0 +1,104 @@
+"""progress=: a tqdm bar with the right total and final count, closed once, on every pool."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import pathos._progress
+from pathos._progress import ProgressBar
+
+from . import _cases
+from .conftest import TIMEOUT, make_pool
+
+VERBS = {
+    "map": lambda p, f, xs, **kw: p.map(f, xs, **kw),
+    "imap": lambda p, f, xs, **kw: list(p.imap(f, xs, **kw)),
+    "uimap": lambda p, f, xs, **kw: sorted(p.uimap(f, xs, **kw)),
+    "amap": lambda p, f, xs, **kw: p.amap(f, xs, **kw).get(TIMEOUT),
+}
+
+
+def last_render(err: str) -> str:
+    """The bar as last drawn (tqdm redraws in place with carriage returns)."""
+    return [part for part in err.replace("\n", "\r").split("\r") if part.strip()][-1]
+
+
+@pytest.fixture
+def bars(monkeypatch: pytest.MonkeyPatch) -> list[ProgressBar]:
+    made: list[ProgressBar] = []
+
+    class Recorded(ProgressBar):
+        def __init__(self, *args: Any, **kwds: Any) -> None:
+            super().__init__(*args, **kwds)
+            made.append(self)
+
+    monkeypatch.setattr(pathos._progress, "ProgressBar", Recorded)
+    return made
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_bar_total_and_final_count(pool: Any, verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert VERBS[verb](pool, _cases.square, range(20), progress=True) == [x * x for x in range(20)]
+    line = last_render(capsys.readouterr().err)
+    assert "20/20" in line and "100%" in line
+
+
+def test_unsized_input_shows_a_running_count(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(list(pool.imap(_cases.square, (x for x in range(15)), progress=True))) == 15
+    line = last_render(capsys.readouterr().err)
+    assert "15item" in line and "/" not in line.split("[")[0]
+
+
+def test_several_iterables_count_the_shortest(capsys: pytest.CaptureFixture[str]) -> None:
+    pool = make_pool("serial")
+    assert list(pool.imap(_cases.add, [1, 2, 3], range(10), progress=True)) == [1, 3, 5]
+    assert "3/3" in last_render(capsys.readouterr().err)
+
+
+def test_tqdm_options_and_pool_default(capsys: pytest.CaptureFixture[str]) -> None:
+    pool = make_pool("thread", progress={"desc": "squares", "unit": "sq"})
+    try:
+        pool.map(_cases.square, range(5))
+        assert last_render(capsys.readouterr().err).startswith("squares: 100%")
+        pool.map(_cases.square, range(5), progress=False)
+        assert capsys.readouterr().err == ""
+    finally:
+        pool.clear()
+
+
+def test_callable_gets_counts_of_finished_items(pool: Any) -> None:
+    counts: list[int] = []
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        with lock:
+            counts.append(n)
+
+    assert pool.map(_cases.square, range(30), progress=report, chunksize=4) == [x * x for x in range(30)]
+    assert sum(counts) == 30 and all(0 < n <= 4 for n in counts)
+
+
+@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
+def test_bar_closed_once_on_failure_and_cancel(kind: str, bars: list[ProgressBar]) -> None:
+    pool = make_pool(kind)
+    try:
+        with pytest.raises(KeyError):
+            pool.map(_cases.fail_at, range(10), progress=True)
+        it = pool.imap(_cases.sleep_then, [0.01] * 50, progress=True)
+        next(it)
+        it.close()
+        with pytest.raises(ValueError):
+            pool.map(_cases.square, iter([1, "x"]), progress=True, chunksize=0)
+    finally:
+        pool.clear()
+    assert len(bars) == 2 and all(bar.closed for bar in bars)
+    assert not [t for t in threading.enumerate() if "monitor" in type(t).__name__.lower()]
+
+
+def test_bad_progress_value_names_the_option() -> None:
+    pool = make_pool("serial")
+    with pytest.raises(ValueError, match="progress="):
+        pool.map(_cases.square, [1], progress=3)
