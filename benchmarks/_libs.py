@@ -180,7 +180,8 @@ class Mpire(Adapter):
         self.pool = WorkerPool(n_jobs=self.nodes, keep_alive=True)
 
     def map(self, f: Func, items: Iterable[Any], chunksize: Optional[int] = None) -> list[Any]:
-        return list(self.pool.map(f, items, chunk_size=chunksize))
+        # mpire would glue numpy results into one array; keep a list, as every other library returns.
+        return list(self.pool.map(f, items, chunk_size=chunksize, concatenate_numpy_output=False))
 
     def stop(self) -> None:
         self.pool.stop_and_join()
