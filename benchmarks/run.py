@@ -168,8 +168,10 @@ def run_all(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, dict[
 def main(argv: list[str]) -> int:
     """Set up the environment if needed, measure, write the results folder."""
     args = parse_args(argv)
-    if not args.here and not _env.in_venv():
-        _env.reexec_in_venv(argv)  # does not return
+    if not args.here:
+        if not _env.in_venv():
+            _env.reexec_in_venv(argv)  # does not return
+        _env.ensure_pathos035()  # started with the venv's Python directly: still make sure
     started = time.time()
     params = build_params(args)
     results = run_all(args, params)
