@@ -69,7 +69,7 @@ def _ratios(results: Results, params: dict[str, Any], libs: list[str]) -> list[s
     rows = []
     for w in (w for w in SHOWN if w in results):
         ours = median(results[w].get("ours"))
-        row = [title(w, params)]
+        row = [title(w, params), cell(w, results[w].get("ours"))]
         for peer in peers:
             result = results[w].get(peer)
             failed = bool(result and result.get("error"))
@@ -78,7 +78,14 @@ def _ratios(results: Results, params: dict[str, Any], libs: list[str]) -> list[s
             )
         rows.append(row)
     intro = "How many times better ours is (above 1: ours wins; times: peer / ours; speedups: ours / peer)."
-    return ["", "## Ours vs each peer", "", intro, "", *_table(["workload", *(f"vs {LABELS[p]}" for p in peers)], rows)]
+    return [
+        "",
+        "## Ours vs each peer",
+        "",
+        intro,
+        "",
+        *_table(["workload", "ours", *(f"vs {LABELS[p]}" for p in peers)], rows),
+    ]
 
 
 def _goals(goals: list[dict[str, Any]]) -> list[str]:
