@@ -24,6 +24,7 @@ import _tasks
 from _libs import ADAPTERS, Adapter
 
 Result = dict[str, Any]
+START_SAMPLES = 4  # pool starts per round: each takes milliseconds, and the noise is of that size
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -83,7 +84,7 @@ def start(pool: Adapter, p: dict[str, Any]) -> Result:
     _start_and_first(pool)  # imports and page cache warm, as in a program's second pool
     pool.stop()
     times, stops = [], []
-    for _ in range(p["rounds"]):
+    for _ in range(p["rounds"] * START_SAMPLES):  # a few ms each: more samples steady the median
         elapsed, out = _timed(functools.partial(_start_and_first, pool))
         stops.append(_timed(pool.stop)[0])
         if out != [2]:

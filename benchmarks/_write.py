@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from _goals import check
+from _measure import START_SAMPLES
 from _report import LABELS, SHOWN, Results, cell, fmt_ratio, median, ratio, title
 
 CALLS = {
@@ -117,7 +118,8 @@ def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[st
         "- Each (workload, library) pair runs in a subprocess of its own: ours from `src/`, pathos 0.3.5 from "
         "its own `--target` directory, never both in one interpreter.",
         "- Throughput workloads first warm the pool with one small map of the same function, so pool start "
-        "is only in *pool start to first result* (create a pool, get `f(1)`, shut down untimed).",
+        "is only in *pool start to first result* (create a pool, get `f(1)`, shut down untimed; "
+        f"{params['rounds'] * START_SAMPLES} samples, as each takes milliseconds).",
         "- Per-task overhead: chunksize=1 (`batch_size=1` for joblib, `chunk_size=1` for mpire); wall time / tasks.",
         "- mpire runs the lambda because its workers fork after the (warm-up) map names it; "
         "`multiprocessing.Pool` and `concurrent.futures` pickle functions by reference and fail on it.",
