@@ -42,6 +42,8 @@ GOALS = (
 WHY = {
     "tiny_pathos": "pathos 0.3.5 already sends n/(4·workers)-item chunks, so most of its time is the same "
     "per-item Python call loop as ours; only its dill round trip per chunk is saved",
+    "tiny_mp": "both run large chunks through a per-item call loop in the workers, so they are close and the "
+    "difference is the size of this shared machine's run-to-run noise",
     "lambda_pathos": "as for tiny tasks: with large default chunks pathos 0.3.5 pays dill once per chunk, not per item",
     "chunk1": "each task is one message each way through a pipe plus a wake-up of a worker and of the caller; "
     "multiprocessing.Pool pays the same round trip (its figure in the same run is the floor to compare with)",
