@@ -1,0 +1,126 @@
+"""The project's performance goals (2 workers, medians of one run), checked against a
+run's results: each is met, falls short by a stated amount, or could not be measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+from _report import LABELS, Results, fmt_ratio, median, ratio
+
+
+class Goal(NamedTuple):
+    """One goal. ``kind``: ``ratio`` (ours vs peer at least ``target``), ``time_vs``
+    (ours' time at most ``target`` times the peer's), ``below`` / ``atleast`` (ours' own
+    figure, in the raw unit; ``atleast`` targets are per worker)."""
+
+    key: str
+    text: str
+    workload: str
+    peer: Optional[str]
+    kind: str
+    target: float
+
+
+GOALS = (
+    Goal("tiny_pathos", "tiny tasks ≥ 20x pathos 0.3.5", "tiny", "pathos035", "ratio", 20),
+    Goal("tiny_mp", "tiny tasks ≥ multiprocessing.Pool", "tiny", "multiprocessing", "ratio", 1),
+    Goal("lambda_pathos", "lambdas ≥ 20x pathos 0.3.5", "lambda", "pathos035", "ratio", 20),
+    Goal("lambda_loky", "lambdas ≥ loky", "lambda", "loky", "ratio", 1),
+    Goal("chunk1", "per-task overhead at chunksize 1 < 20 µs", "chunk1", None, "below", 20),
+    Goal("args_pathos", "8 MB numpy arguments ≥ 10x pathos 0.3.5", "np_args", "pathos035", "ratio", 10),
+    Goal("args_joblib", "8 MB numpy arguments ≥ 2x joblib", "np_args", "joblib", "ratio", 2),
+    Goal("results_pathos", "8 MB numpy results ≥ 10x pathos 0.3.5", "np_results", "pathos035", "ratio", 10),
+    Goal("results_joblib", "8 MB numpy results ≥ 2x joblib", "np_results", "joblib", "ratio", 2),
+    Goal("start_mp", "start to first result ≤ 1.5x multiprocessing.Pool", "start", "multiprocessing", "time_vs", 1.5),
+    Goal("cpu", "CPU-bound speedup ≥ 0.9 x workers", "cpu", None, "atleast", 0.9),
+)
+
+# Why a goal is missed when it is: our reading of the measurements, shown only next to a
+# goal that falls short. Copy costs measured alone on the 2-core reference machine: 320 MB
+# copied into fresh pages ~120 ms, into reused pages ~40 ms, written to /dev/shm ~250 ms.
+WHY = {
+    "tiny_pathos": "pathos 0.3.5 already sends n/(4·workers)-item chunks, so most of its time is the same "
+    "per-item Python call loop as ours; only its dill round trip per chunk is saved",
+    "tiny_mp": "both run large chunks through a per-item call loop in the workers, so they are close and the "
+    "difference is the size of this shared machine's run-to-run noise",
+    "lambda_pathos": "as for tiny tasks: with large default chunks pathos 0.3.5 pays dill once per chunk, not per item",
+    "chunk1": "each task is one message each way through a pipe plus a wake-up of a worker and of the caller; "
+    "multiprocessing.Pool pays the same round trip (its figure in the same run is the floor to compare with)",
+    "args_pathos": "each array is copied once into fresh /dev/shm pages: the page faults cost about twice the copy, "
+    "and that single copy bounds the gap to a pipe-based peer near 5-10x; reusing shm buffers would lift it",
+    "results_pathos": "the worker copies each result into fresh /dev/shm pages (page faults + copy) before the caller "
+    "maps it; that single copy bounds the gap to a pipe-based peer",
+    "args_joblib": "joblib also memory-maps large arguments through files in /dev/shm, so both pay about one "
+    "copy of each array into fresh pages",
+    "results_joblib": "joblib pickles results back through a pipe; our one copy into fresh shm pages is the floor",
+    "start_mp": "forking the workers and the first round trip dominate; our result thread starts on first use",
+}
+
+
+def _why(goal: Goal, results: Results, nodes: int) -> str:
+    """The reason shown next to a missed goal; for speedup, judged from every library's figure."""
+    if goal.key != "cpu":
+        return WHY.get(goal.key, "")
+    figures = [m for m in (median(r) for r in results.get("cpu", {}).values()) if m is not None]
+    if figures and max(figures) < goal.target * nodes:
+        return (
+            f"no library reached it in this run (all {min(figures):.2f}-{max(figures):.2f}x): the machine's "
+            "cores were busy with other work (shared machine); see the scaling table for a second sample"
+        )
+    return "our dispatch keeps a worker idle between tasks of this size"
+
+
+def _measured(goal: Goal, by_lib: dict[str, Any], nodes: int) -> tuple[Optional[float], float]:
+    """(measured figure, target) for a goal, with the target in the same terms."""
+    ours = median(by_lib.get("ours"))
+    if goal.kind == "ratio":
+        return ratio(goal.workload, ours, median(by_lib.get(goal.peer or ""))), goal.target
+    if goal.kind == "time_vs":
+        peer = median(by_lib.get(goal.peer or ""))
+        return (ours / peer if ours is not None and peer else None), goal.target
+    if goal.kind == "atleast":
+        return ours, goal.target * nodes
+    return ours, goal.target
+
+
+def _verdict(goal: Goal, value: float, target: float) -> tuple[bool, str]:
+    if goal.kind == "ratio":
+        met = value >= target
+        return met, (f"met ({fmt_ratio(value / target)} margin)" if met else f"falls short by {target / value:.2g}x")
+    if goal.kind == "time_vs":
+        met = value <= target
+        return met, (f"met ({target / value:.3g}x margin)" if met else f"falls short by {value / target:.2g}x")
+    if goal.kind == "below":
+        met = value < target
+        return met, (f"met ({target - value:.3g} µs to spare)" if met else f"falls short by {value - target:.3g} µs")
+    met = value >= target
+    return met, (f"met (+{value - target:.2f})" if met else f"falls short by {target - value:.2f}")
+
+
+def _shown(goal: Goal, value: float, target: float) -> tuple[str, str]:
+    if goal.kind == "ratio":
+        return fmt_ratio(value), f"≥ {target:g}x"
+    if goal.kind == "time_vs":
+        return f"{value:.3g}x its time", f"≤ {target:g}x"
+    if goal.kind == "below":
+        return f"{value:.3g} µs", f"< {target:g} µs"
+    return f"{value:.2f}x", f"≥ {target:.2f}x"
+
+
+def check(results: Results, nodes: int) -> list[dict[str, Any]]:
+    """Every goal with its measured figure, target, verdict and (if missed) why."""
+    rows = []
+    for goal in GOALS:
+        by_lib = results.get(goal.workload, {})
+        value, target = _measured(goal, by_lib, nodes)
+        row: dict[str, Any] = {"key": goal.key, "goal": goal.text, "met": None, "why": ""}
+        if value is None:
+            missing = [lib for lib in ("ours", goal.peer) if lib and median(by_lib.get(lib)) is None]
+            row.update(measured="-", target="", verdict="not measured: " + ", ".join(LABELS[m] for m in missing))
+        else:
+            met, verdict = _verdict(goal, value, target)
+            row.update(zip(("measured", "target"), _shown(goal, value, target)), met=met, verdict=verdict)
+            row["why"] = "" if met else _why(goal, results, nodes)
+        rows.append(row)
+    return rows

@@ -1,0 +1,191 @@
+"""Measure one workload on one library, in a process of its own; writes JSON.
+
+Run by ``run.py`` as ``python _measure.py --lib LIB --workload NAME --params JSON --out FILE``
+with ``PYTHONPATH`` naming either our ``src/`` or pathos 0.3.5's target directory, so
+the two ``pathos`` packages never meet in one interpreter.
+
+Throughput workloads warm the pool first (one small map with the workload's own
+function), so pool start is measured only by the ``start`` workload. A map that would
+run longer than the per-round budget is cut to fewer items and its time scaled back to
+the nominal count (``n_used`` says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+import _tasks
+from _libs import ADAPTERS, Adapter
+
+Result = dict[str, Any]
+START_SAMPLES = 4  # pool starts per round: each takes milliseconds, and the noise is of that size
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = call()
+    return time.perf_counter() - start, value
+
+
+def _fit(pool: Adapter, f: Any, items: Callable[[int], list[Any]], n: int, budget: float, chunksize: Any) -> int:
+    """How many items fit in one round's time budget (n, unless the library is slow)."""
+    probe = max(1, n // 20)
+    elapsed, _ = _timed(lambda: pool.map(f, items(probe), chunksize))
+    estimate = elapsed * n / probe
+    return n if estimate <= budget else max(probe, int(n * budget / estimate))
+
+
+def _map_rounds(
+    pool: Adapter, f: Any, items: Callable[[int], list[Any]], n: int, p: dict[str, Any], chunksize: Any = None
+) -> Result:
+    """Seconds per map of ``n`` items (scaled from ``n_used`` if cut), one per round."""
+    pool.map(f, items(2 * pool.nodes), chunksize)  # warm: workers up, function sent once
+    used = _fit(pool, f, items, n, p["budget_s"], chunksize)
+    times = []
+    for _ in range(p["rounds"]):
+        elapsed, out = _timed(lambda: pool.map(f, items(used), chunksize))
+        if len(out) != used:
+            raise AssertionError(f"expected {used} results, got {len(out)}")
+        times.append(elapsed * n / used)
+    return {"values": times, "n": n, "n_used": used}
+
+
+def tiny(pool: Adapter, p: dict[str, Any]) -> Result:
+    """100k calls of ``x + 1`` with the library's default chunking: seconds."""
+    return {**_map_rounds(pool, _tasks.inc, lambda k: list(range(k)), p["n_tiny"], p), "unit": "s"}
+
+
+def lambdas(pool: Adapter, p: dict[str, Any]) -> Result:
+    """As ``tiny``, with a lambda closing over a local variable: seconds."""
+    f = _tasks.closure_over(1)
+    return {**_map_rounds(pool, f, lambda k: list(range(k)), p["n_tiny"], p), "unit": "s"}
+
+
+def chunk1(pool: Adapter, p: dict[str, Any]) -> Result:
+    """Per-task overhead at chunksize 1: microseconds of wall time per task."""
+    n = p["n_chunk1"]
+    out = _map_rounds(pool, _tasks.inc, lambda k: list(range(k)), n, p, chunksize=1)
+    return {**out, "values": [t / n * 1e6 for t in out["values"]], "unit": "us/task"}
+
+
+def _start_and_first(pool: Adapter) -> Any:
+    pool.start()
+    return pool.map(_tasks.inc, [1])
+
+
+def start(pool: Adapter, p: dict[str, Any]) -> Result:
+    """Create a pool and get the first result of a trivial task: seconds (shutdown not timed)."""
+    _start_and_first(pool)  # imports and page cache warm, as in a program's second pool
+    pool.stop()
+    times, stops = [], []
+    for _ in range(p["rounds"] * START_SAMPLES):  # a few ms each: more samples steady the median
+        elapsed, out = _timed(functools.partial(_start_and_first, pool))
+        stops.append(_timed(pool.stop)[0])
+        if out != [2]:
+            raise AssertionError(f"unexpected first result {out!r}")
+        times.append(elapsed)
+    return {"values": times, "unit": "s", "shutdown_s": stops}
+
+
+def _serial_spin(p: dict[str, Any], n: int) -> float:
+    return _timed(lambda: [_tasks.spin(p["spin_iters"]) for _ in range(n)])[0]
+
+
+def cpu(pool: Adapter, p: dict[str, Any]) -> Result:
+    """CPU-bound speedup over serial: serial time / pool time, both timed each round."""
+    n, iters = p["n_cpu"], p["spin_iters"]
+    pool.map(_tasks.spin, [iters] * pool.nodes)
+    speedups, serial, parallel = [], [], []
+    for _ in range(p["rounds"]):
+        serial.append(_serial_spin(p, n))
+        parallel.append(_timed(lambda: pool.map(_tasks.spin, [iters] * n))[0])
+        speedups.append(serial[-1] / parallel[-1])
+    return {"values": speedups, "unit": "x", "serial_s": serial, "pool_s": parallel}
+
+
+def np_args(pool: Adapter, p: dict[str, Any]) -> Result:
+    """Large numpy arrays as arguments (f returns one element): seconds."""
+    import numpy as np
+
+    arrays = [np.full(p["array_size"], i, dtype=np.float64) for i in range(p["n_arrays"])]
+    out = _map_rounds(pool, _tasks.first_item, lambda k: arrays[:k], p["n_arrays"], p)
+    return {**out, "unit": "s"}
+
+
+def np_results(pool: Adapter, p: dict[str, Any]) -> Result:
+    """Large numpy arrays as results (f(i) = np.full(size, i)): seconds."""
+    f = functools.partial(_tasks.full_array, size=p["array_size"])
+    out = _map_rounds(pool, f, lambda k: list(range(k)), p["n_arrays"], p)
+    return {**out, "unit": "s"}
+
+
+def scaling(pool: Adapter, p: dict[str, Any]) -> Result:
+    """CPU-bound speedup for each node count in ``p["scaling_nodes"]``."""
+    n, iters = p["n_scaling"], p["spin_iters"]
+    by_nodes: dict[str, list[float]] = {str(k): [] for k in p["scaling_nodes"]}
+    for _ in range(p["rounds"]):
+        serial = _serial_spin(p, n)
+        for k in p["scaling_nodes"]:
+            sized = type(pool)(k)
+            sized.start()
+            sized.map(_tasks.spin, [iters] * k)
+            by_nodes[str(k)].append(serial / _timed(lambda sized=sized: sized.map(_tasks.spin, [iters] * n))[0])
+            sized.stop()
+    return {"values": [], "by_nodes": by_nodes, "unit": "x"}
+
+
+WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Result]] = {
+    "tiny": tiny,
+    "lambda": lambdas,
+    "chunk1": chunk1,
+    "start": start,
+    "cpu": cpu,
+    "np_args": np_args,
+    "np_results": np_results,
+    "scaling": scaling,
+}
+
+
+def measure(lib: str, workload: str, params: dict[str, Any]) -> Result:
+    """Run one workload on a fresh pool of one library; an exception becomes ``error``."""
+    pool = ADAPTERS[lib](params["nodes"])
+    result: Result = {"lib": lib, "workload": workload, "error": None}
+    own_pools = workload in ("start", "scaling")  # these start and stop pools themselves
+    try:
+        result["version"] = pool.version()
+        if not own_pools:
+            pool.start()
+        try:
+            result.update(WORKLOADS[workload](pool, params))
+        finally:
+            if not own_pools:
+                pool.stop()
+    except Exception as exc:  # a library that cannot run a workload is a result, not a crash
+        result["error"] = type(exc).__name__
+        result["message"] = str(exc)[:300]
+        result["traceback"] = traceback.format_exc(limit=8)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """Command line: ``--lib``, ``--workload``, ``--params`` (JSON), ``--out`` (JSON file)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lib", required=True, choices=sorted(ADAPTERS))
+    parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    parser.add_argument("--params", required=True, help="JSON object of sizes and settings")
+    parser.add_argument("--out", required=True, help="where to write the JSON result")
+    args = parser.parse_args(argv)
+    result = measure(args.lib, args.workload, json.loads(args.params))
+    with open(args.out, "w") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+"""Write the results folder: ``results.json`` (every round), ``results.md`` (the tables)
+and ``results.png`` (the plot). Files are written beside their target and renamed, so a
+run cut short never leaves half a table.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any, Optional
+
+from _goals import check
+from _measure import START_SAMPLES
+from _report import LABELS, SHOWN, Results, cell, fmt_ratio, median, ratio, title
+
+CALLS = {
+    "ours": "`ProcessPool(nodes=N).map(f, xs)`, then `clear()`",
+    "pathos035": "`pathos.pools.ProcessPool(nodes=N).map(f, xs)`, then `close()`, `join()`, `clear()`",
+    "multiprocessing": "`multiprocessing.Pool(N).map(f, xs)` (default chunksize ⌈n / 4N⌉)",
+    "futures": "`ProcessPoolExecutor(max_workers=N).map(f, xs)` (default chunksize 1)",
+    "loky": "`get_reusable_executor(max_workers=N).map(f, xs)` (default chunksize 1)",
+    "joblib": "`Parallel(n_jobs=N)(delayed(f)(x) for x in xs)` (loky backend, automatic batching)",
+    "mpire": "`WorkerPool(n_jobs=N, keep_alive=True).map(f, xs, concatenate_numpy_output=False)` (keep_alive: "
+    "a warmed pool stays warm; numpy results stay a list, as elsewhere)",
+}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _libs_in(results: Results) -> list[str]:
+    present = {lib for by_lib in results.values() for lib in by_lib}
+    return [lib for lib in LABELS if lib in present]
+
+
+def _header(meta: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    # pathos 0.3.5's label already names its version; the standard library goes with Python.
+    names = {"pathos035": "pathos"}
+    shown = {k: v.split(" (")[0] for k, v in meta["versions"].items() if not v.startswith("stdlib")}
+    versions = ", ".join(f"{names.get(k, k)} {v}" for k, v in shown.items())
+    return [
+        "# Benchmark results",
+        "",
+        f"- Date: {meta['date']}; run took {meta['seconds']} s",
+        f"- Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']} GiB ({meta['platform']})",
+        f"- Python: {meta['python']}; ours at commit {meta['commit']}",
+        f"- Versions: {versions}",
+        f"- Command: `{meta['command']}`",
+        f"- Workers: {params['nodes']}; every figure is the median of {params['rounds']} rounds, all libraries "
+        "in the same run (the machine is shared and noisy: compare ratios, not absolute times)",
+    ]
+
+
+def _medians(results: Results, params: dict[str, Any], libs: list[str]) -> list[str]:
+    rows = [[title(w, params)] + [cell(w, results[w].get(lib)) for lib in libs] for w in SHOWN if w in results]
+    return ["", "## Medians", "", *_table(["workload", *(LABELS[lib] for lib in libs)], rows)]
+
+
+def _ratios(results: Results, params: dict[str, Any], libs: list[str]) -> list[str]:
+    peers = [lib for lib in libs if lib != "ours"]
+    rows = []
+    for w in (w for w in SHOWN if w in results):
+        ours = median(results[w].get("ours"))
+        row = [title(w, params), cell(w, results[w].get("ours"))]
+        for peer in peers:
+            result = results[w].get(peer)
+            failed = bool(result and result.get("error"))
+            row.append(
+                f"ours only ({LABELS[peer]} fails)" if failed and ours else fmt_ratio(ratio(w, ours, median(result)))
+            )
+        rows.append(row)
+    intro = "How many times better ours is (above 1: ours wins; times: peer / ours; speedups: ours / peer)."
+    return [
+        "",
+        "## Ours vs each peer",
+        "",
+        intro,
+        "",
+        *_table(["workload", "ours", *(f"vs {LABELS[p]}" for p in peers)], rows),
+    ]
+
+
+def _goals(goals: list[dict[str, Any]]) -> list[str]:
+    mark = {True: "✅", False: "❌", None: "-"}
+    rows = [[g["goal"], g["target"], g["measured"], f"{mark[g['met']]} {g['verdict']}", g["why"]] for g in goals]
+    return ["", "## Goals", "", *_table(["goal", "target", "measured", "verdict", "why, when missed"], rows)]
+
+
+def _scaling(results: Results, params: dict[str, Any]) -> list[str]:
+    by_lib = results.get("scaling", {})
+    libs = [lib for lib in LABELS if lib in by_lib]
+    if not libs:
+        return []
+    rows = []
+    for k in params["scaling_nodes"]:
+        row = [str(k)]
+        for lib in libs:
+            rounds = (by_lib[lib].get("by_nodes") or {}).get(str(k))
+            row.append(f"{statistics.median(rounds):.2f}x" if rounds else f"fails ({by_lib[lib].get('error')})")
+        rows.append([*row, f"{k}x"])
+    intro = f"CPU-bound speedup over serial by worker count ({params['n_scaling']} tasks of {params['task_ms']:g} ms)."
+    return ["", "## Scaling", "", intro, "", *_table(["workers", *(LABELS[lib] for lib in libs), "ideal"], rows)]
+
+
+def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[str]:
+    lines = ["", "## How it is measured", ""]
+    lines += [f"- {LABELS[lib]}: {CALLS[lib]}" for lib in libs]
+    lines += [
+        "- Each (workload, library) pair runs in a subprocess of its own: ours from `src/`, pathos 0.3.5 from "
+        "its own `--target` directory, never both in one interpreter.",
+        "- Throughput workloads first warm the pool with one small map of the same function, so pool start "
+        "is only in *pool start to first result* (create a pool, get `f(1)`, shut down untimed; "
+        f"{params['rounds'] * START_SAMPLES} samples, as each takes milliseconds).",
+        "- Per-task overhead: chunksize=1 (`batch_size=1` for joblib, `chunk_size=1` for mpire); wall time / tasks.",
+        "- mpire runs the lambda because its workers fork after the (warm-up) map names it; "
+        "`multiprocessing.Pool` and `concurrent.futures` pickle functions by reference and fail on it.",
+    ]
+    for w, by_lib in results.items():
+        for lib, r in by_lib.items():
+            if r.get("n_used") and r["n_used"] != r.get("n"):
+                lines.append(
+                    f"- † {LABELS[lib]}, {w}: too slow for the time budget; measured on "
+                    f"{r['n_used']:,} of {r['n']:,} items per round, time scaled to {r['n']:,}."
+                )
+            if r.get("error"):
+                lines.append(f"- {LABELS[lib]}, {w}: fails with {r['error']}: {r.get('message', '')[:160]}")
+    return lines
+
+
+def markdown(meta: dict[str, Any], params: dict[str, Any], results: Results, goals: list[dict[str, Any]]) -> str:
+    """The whole ``results.md``."""
+    libs = _libs_in(results)
+    parts = _header(meta, params) + _medians(results, params, libs) + _ratios(results, params, libs)
+    parts += _goals(goals) + _scaling(results, params) + _notes(results, params, libs)
+    parts += ["", "![ratios and scaling](results.png)", ""]
+    return "\n".join(parts)
+
+
+def write_all(out: Path, meta: dict[str, Any], params: dict[str, Any], results: Results) -> list[Path]:
+    """Write results.json, results.md and (when matplotlib is there) results.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    goals = check(results, params["nodes"])
+    doc = {"meta": meta, "params": params, "goals": goals, "results": results}
+    written = [out / "results.json", out / "results.md"]
+    _atomic_write(written[0], json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    _atomic_write(written[1], markdown(meta, params, results, goals))
+    png: Optional[Path] = None
+    try:
+        from _plot import plot
+
+        png = plot(out / "results.png", params, results)
+    except ImportError as exc:
+        print(f"no plot ({exc}); install matplotlib for results.png")
+    return written + ([png] if png else [])

@@ -1,0 +1,185 @@
+"""Benchmarks: our ProcessPool against pathos 0.3.5, multiprocessing.Pool,
+concurrent.futures, loky, joblib and mpire, on the same workloads in one run.
+
+    python benchmarks/run.py                  # full run, 2 workers, 5 rounds (~10 min on 2 cores)
+    python benchmarks/run.py --quick          # smaller sizes, 2 rounds
+    python benchmarks/run.py --only tiny,cpu --libs ours,multiprocessing
+
+The first run creates ``benchmarks/.venv`` (ours editable, and the peers from
+``requirements.txt``) and installs pathos 0.3.5 into ``benchmarks/.peers/pathos035``;
+``--here`` skips that and uses this interpreter as it is (the harness test does).
+Each (workload, library) pair runs in a subprocess of its own. Results go to
+``benchmarks/results/``: ``results.md`` (medians, ratios, goals), ``results.json``
+(every round) and ``results.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _env  # noqa: E402  (after the path fix, so this works from any directory)
+import _report  # noqa: E402
+import _tasks  # noqa: E402
+import _write  # noqa: E402
+
+LIBS = ("ours", "pathos035", "multiprocessing", "futures", "loky", "joblib", "mpire")
+WORKLOADS = ("tiny", "lambda", "chunk1", "start", "cpu", "np_args", "np_results", "scaling")
+SCALING_LIBS = ("ours", "multiprocessing")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line; ``--quick`` lowers the defaults it does not override."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, default=2, help="workers per pool (default 2)")
+    p.add_argument("--rounds", type=int, help="timed rounds per measurement (default 5; 2 with --quick)")
+    p.add_argument("--quick", action="store_true", help="a fifth of the sizes, 2 rounds")
+    p.add_argument("--only", default=",".join(WORKLOADS), help=f"workloads, comma separated: {','.join(WORKLOADS)}")
+    p.add_argument("--libs", default=",".join(LIBS), help=f"libraries, comma separated: {','.join(LIBS)}")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    p.add_argument("--scale", type=float, help="multiply every size by this (default 1; 0.2 with --quick)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=2.0,
+        help="seconds one round of one map may take before a slow "
+        "library gets fewer items (scaled back to the nominal count)",
+    )
+    p.add_argument("--timeout", type=float, default=300, help="seconds one library may take on one workload")
+    p.add_argument("--here", action="store_true", help="use this interpreter; set up no environment")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.scale = args.scale or (0.2 if args.quick else 1.0)
+    args.only = _choose(args.only, WORKLOADS, "workload")
+    args.libs = _choose(args.libs, LIBS, "library")
+    if args.nodes < 1 or args.rounds < 1 or args.scale <= 0:
+        p.error("--nodes, --rounds and --scale must be positive")
+    return args
+
+
+def _choose(text: str, known: tuple[str, ...], what: str) -> list[str]:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(known)})")
+    return [name for name in known if name in chosen]  # canonical order
+
+
+def calibrate_spin(seconds: float) -> int:
+    """Loop iterations that take ``seconds`` here (best of three, to skip noise)."""
+    probe = 50_000
+    best = min(_timed_spin(probe) for _ in range(3))
+    return max(100, int(probe * seconds / best))
+
+
+def _timed_spin(iterations: int) -> float:
+    start = time.perf_counter()
+    _tasks.spin(iterations)
+    return time.perf_counter() - start
+
+
+def scaling_nodes() -> list[int]:
+    """1 to all cores: every count on small machines, powers of two plus all on big ones."""
+    cores = os.cpu_count() or 1
+    if cores <= 8:
+        return list(range(1, cores + 1))
+    return sorted({*(2**i for i in range(cores.bit_length()) if 2**i <= cores), cores})
+
+
+def build_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Sizes and settings shared by every subprocess of this run."""
+    s = args.scale
+    nodes = scaling_nodes()
+    return {
+        "nodes": args.nodes,
+        "rounds": args.rounds,
+        "budget_s": args.budget * min(1.0, s * 5),
+        "n_tiny": max(20, int(100_000 * s)),
+        "n_chunk1": max(20, int(20_000 * s)),
+        "n_cpu": 40,
+        "task_ms": 20 * s,
+        "spin_iters": calibrate_spin(0.020 * s),
+        "n_arrays": 40,
+        "array_size": max(1000, int(1_000_000 * s)),
+        "n_scaling": max(40, 4 * max(nodes)),
+        "scaling_nodes": nodes,
+    }
+
+
+def _pythonpath(lib: str) -> str:
+    # Ours from the tree's src/, pathos 0.3.5 from its target dir: each first on the path.
+    first = {"ours": [str(_env.ROOT / "src")], "pathos035": [str(_env.PATHOS035)]}.get(lib, [])
+    return os.pathsep.join([*first, str(HERE)])
+
+
+def measure(lib: str, workload: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run one (library, workload) pair in a subprocess and return its JSON result."""
+    if lib == "pathos035" and not (_env.PATHOS035 / "pathos").is_dir():
+        return {"lib": lib, "workload": workload, "error": "NotInstalled", "message": str(_env.PATHOS035)}
+    env = dict(os.environ, PYTHONPATH=_pythonpath(lib), PYTHONHASHSEED="0")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(HERE / "_measure.py"), "--lib", lib, "--workload", workload]
+        cmd += ["--params", json.dumps(params), "--out", str(out)]
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"lib": lib, "workload": workload, "error": "Timeout", "message": f"over {timeout:.0f} s"}
+        if not out.exists():
+            tail = (proc.stderr or proc.stdout)[-500:]
+            return {"lib": lib, "workload": workload, "error": f"exit {proc.returncode}", "message": tail}
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result.get("error"):
+        return f"fails ({result['error']})"
+    if result.get("by_nodes"):
+        return ", ".join(f"{k}: {statistics.median(v):.2f}x" for k, v in result["by_nodes"].items())
+    return f"{statistics.median(result['values']):.4g} {result['unit']}"
+
+
+def run_all(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every chosen workload on every chosen library, printing each median as it comes."""
+    results: dict[str, dict[str, Any]] = {}
+    for workload in args.only:
+        libs = [lib for lib in args.libs if workload != "scaling" or lib in SCALING_LIBS]
+        for lib in libs:
+            started = time.perf_counter()
+            result = measure(lib, workload, params, args.timeout)
+            results.setdefault(workload, {})[lib] = result
+            took = time.perf_counter() - started
+            print(f"{workload:>10} {lib:>15}: {_summary(result)}  [{took:.1f} s]", flush=True)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    """Set up the environment if needed, measure, write the results folder."""
+    args = parse_args(argv)
+    if not args.here:
+        if not _env.in_venv():
+            _env.reexec_in_venv(argv)  # does not return
+        _env.ensure_pathos035()  # started with the venv's Python directly: still make sure
+    started = time.time()
+    params = build_params(args)
+    results = run_all(args, params)
+    meta = _report.machine_meta(args.libs, results, argv, time.time() - started)
+    paths = _write.write_all(args.out, meta, params, results)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""The benchmark harness still runs: every workload, on our pool only, at tiny sizes.
+
+Speed is not asserted (a benchmark measures it; a test never does). Needs no peers and no
+network: ``--here`` uses this interpreter and ``--libs ours`` skips every other library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+WORKLOADS = {"tiny", "lambda", "chunk1", "start", "cpu", "np_args", "np_results", "scaling"}
+
+
+def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    cmd = [sys.executable, str(RUN), "--here", "--libs", "ours", "--rounds", "1", "--scale", "0.001"]
+    cmd += ["--budget", "5", "--timeout", "60", "--out", str(tmp_path)]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert set(doc["results"]) == WORKLOADS
+    for workload, by_lib in doc["results"].items():
+        ours = by_lib["ours"]
+        assert ours["error"] is None, (workload, ours.get("traceback"))
+        assert ours["values"] or ours["by_nodes"], workload
+        assert "/src/pathos" in ours["version"], ours["version"]  # the tree's code, not an installed copy
+    table = (tmp_path / "results.md").read_text()
+    assert "## Medians" in table and "## Goals" in table
