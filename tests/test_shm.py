@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,24 @@ pytestmark = pytest.mark.skipif(not _shm.available(), reason="no /dev/shm here")
 
 def ours() -> set[str]:
     return {n for n in os.listdir(_shm.SHM_DIR) if n.startswith(f"pathos-{os.getpid()}-")}
+
+
+def none_left(seconds: float = 5.0) -> bool:
+    """True once no file of ours is left (an idle pool unlinks its free segments soon after)."""
+    deadline = time.monotonic() + seconds
+    while ours():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+_KEPT: list[Any] = []
+
+
+def keep(a: Any) -> list[float]:
+    _KEPT.append(a)  # the worker keeps a reference to its argument
+    return [float(k[0]) for k in _KEPT]
 
 
 def scale(a: Any) -> Any:
@@ -48,7 +67,7 @@ def test_large_arrays_both_ways(pool: Any) -> None:
     assert arrays[0][1] == 1.0
     made = pool.map(make, range(4))
     assert [m[0] for m in made] == [0.0, 1.0, 2.0, 3.0] and made[0].flags.writeable
-    assert not ours()
+    assert none_left()
 
 
 def test_small_arrays_stay_in_the_pipe(pool: Any) -> None:
@@ -59,6 +78,32 @@ def test_no_leak_when_a_worker_dies_holding_arrays(pool: Any) -> None:
     with pytest.raises(WorkerCrashedError):
         pool.map(kill_with_array, [np.zeros(300_000)])
     assert pool.map(make, [1])[0][0] == 1.0
+    assert none_left()
+
+
+def test_an_argument_the_function_keeps_is_never_overwritten() -> None:
+    pool = make_pool("process", nodes=1)
+    try:
+        arrays = [np.full(300_000, float(i)) for i in range(6)]
+        assert pool.map(keep, arrays, chunksize=1)[-1] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    finally:
+        pool.clear()
+    assert none_left()
+
+
+def test_segments_are_reused_and_trimmed() -> None:
+    segments = _shm.SegmentPool(f"pathos-{os.getpid()}-t")
+    first = segments.put(memoryview(b"a" * 3_000_000))
+    assert first.mm[:3] == b"aaa" and first.used == 3_000_000
+    segments.give_back([first])
+    again = segments.put(memoryview(b"b" * 2_500_000))  # the same size class: the same file
+    assert again.name == first.name and again.used == 2_500_000 and again.mm[:3] == b"bbb"
+    segments.give_back([again], kept={again.name})  # a worker still maps it: retired
+    assert not segments.holding and not ours()
+    other = segments.put(memoryview(bytes(5_000_000)))
+    segments.give_back([other])
+    assert segments.holding
+    segments.trim()
     assert not ours()
 
 

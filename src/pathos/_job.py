@@ -55,7 +55,7 @@ class Batch:
         self.start = start
         self.items = items
         self.attempts = attempts
-        self.segments: list[str] = []  # shared-memory files holding its large arguments
+        self.segments: list[Any] = []  # shared-memory segments (pathos._shm.Segment) holding its large arguments
 
     def __repr__(self) -> str:
         return f"<Batch items {self.start}..{self.start + len(self.items) - 1}>"

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import dill
 
 from ._errors import SerializationError
-from ._shm import BufferWriter
+from ._shm import BufferWriter, SegmentWriter
 
 __all__ = ["describe", "dumps", "loads"]
 
@@ -145,7 +145,7 @@ def _dill_dumps(obj: Any, top: Any = None) -> bytes:
     return buf.getvalue()
 
 
-def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | None = None) -> bytes:
+def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | SegmentWriter | None = None) -> bytes:
     """Serialize ``obj`` to bytes that :func:`loads` (plain ``pickle.loads``) can read.
 
     Args:

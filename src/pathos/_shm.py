@@ -7,10 +7,17 @@ it out of the pickle stream; :func:`load_buffers` maps those files on the other 
 with no further copy: the rebuilt array's memory *is* the mapping, writable and private
 to its receiver. A pipe moves a few hundred MB/s; this moves data at memory speed.
 
-No leaks: a receiver unlinks each file as soon as it has mapped it (the mapping lives
-on until the array is collected). The sender unlinks whatever is left once the batch is
-settled, whatever its fate, and the files a dead worker wrote are found by their name,
-``pathos-<parent pid>-<worker pid>-<n>``, and removed.
+Results (worker to parent) are single-use: the parent maps each file and unlinks it at
+once (the mapping lives on until the array is collected). A dead worker's files are found
+by their name, ``pathos-<parent pid>-<worker pid>-<n>``, and removed.
+
+Arguments (parent to worker) go through a :class:`SegmentPool`: files the parent keeps
+mapped and reuses from batch to batch, because writing into pages that already exist
+runs several times faster than making new ones. A worker maps a segment for the length
+of one batch only; if the user's function kept a reference to an argument (the mapping
+cannot be closed), the worker says so and the parent retires that segment instead of
+reusing it, so no kept array is ever overwritten. Free segments are unlinked when the
+pool goes idle, when it shuts down, and, should the parent be killed, by its workers.
 
 Where ``/dev/shm`` is missing (macOS, Windows), buffers stay in the pickle stream.
 """
@@ -23,10 +30,23 @@ import os
 import pickle
 from typing import Any
 
-__all__ = ["THRESHOLD", "BufferWriter", "available", "discard", "discard_prefix", "load_buffers"]
+__all__ = [
+    "THRESHOLD",
+    "BufferWriter",
+    "Segment",
+    "SegmentPool",
+    "available",
+    "discard",
+    "discard_prefix",
+    "load_buffers",
+    "map_segments",
+    "unmap_segments",
+]
 
 SHM_DIR = "/dev/shm"
 THRESHOLD = 1 << 20  # smaller buffers are cheaper to copy through the pipe
+GRAIN = 1 << 20  # segment sizes are rounded up to this, so equal-sized arrays share segments
+KEEP_BYTES = 256 << 20  # free segments kept for reuse while work is running, at most
 _counter = itertools.count()
 
 
@@ -104,3 +124,152 @@ def discard_prefix(prefix: str) -> None:
     except OSError:
         return
     discard(names)
+
+
+class Segment:
+    """A shared-memory file the parent keeps mapped and reuses for arguments."""
+
+    __slots__ = ("capacity", "mm", "name", "used")
+
+    def __init__(self, name: str, capacity: int, mm: mmap.mmap) -> None:
+        self.name, self.capacity, self.mm = name, capacity, mm
+        self.used = 0  # bytes of the current buffer
+
+    def unlink(self) -> None:
+        self.mm.close()
+        discard([self.name])
+
+
+class SegmentPool:
+    """The parent's reusable argument segments; also the pickle ``buffer_callback`` maker.
+
+    Used from one thread (the process backend's manager thread).
+
+    Args:
+        prefix: names the files (``pathos-<parent pid>-p``).
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._free: dict[int, list[Segment]] = {}
+        self._free_bytes = 0
+
+    def writer(self) -> SegmentWriter:
+        """A buffer callback for one batch's arguments."""
+        return SegmentWriter(self)
+
+    def put(self, view: memoryview) -> Segment:
+        """A segment holding a copy of ``view``: a free one of its size class, or a new file.
+
+        Copying into a reused segment's pages runs several times faster than making new
+        pages; a new file is filled with ``write()``, faster than faulting in a fresh mapping.
+        """
+        nbytes = view.nbytes
+        capacity = max(GRAIN, -(-nbytes // GRAIN) * GRAIN)
+        free = self._free.get(capacity)
+        if free:
+            segment = free.pop()
+            self._free_bytes -= capacity
+            segment.mm[:nbytes] = view
+        else:
+            segment = self._create(view, capacity)
+        segment.used = nbytes
+        return segment
+
+    def _create(self, view: memoryview, capacity: int) -> Segment:
+        name = f"{self.prefix}-{next(_counter)}"
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+            os.ftruncate(fd, capacity)
+            return Segment(name, capacity, mmap.mmap(fd, capacity))
+        except BaseException:
+            discard([name])
+            raise
+        finally:
+            os.close(fd)
+
+    def give_back(self, segments: list[Segment], kept: frozenset[str] | set[str] = frozenset()) -> None:
+        """Return a settled batch's segments; those a worker still maps (``kept``) are retired."""
+        for segment in segments:
+            if segment.name in kept or self._free_bytes + segment.capacity > KEEP_BYTES:
+                segment.unlink()
+            else:
+                self._free.setdefault(segment.capacity, []).append(segment)
+                self._free_bytes += segment.capacity
+
+    def trim(self) -> None:
+        """Unlink every free segment (the pool is idle or shutting down)."""
+        free, self._free, self._free_bytes = self._free, {}, 0
+        for segments in free.values():
+            for segment in segments:
+                segment.unlink()
+
+    @property
+    def holding(self) -> bool:
+        return self._free_bytes > 0
+
+
+class SegmentWriter:
+    """A pickle ``buffer_callback`` that copies large buffers into pooled segments."""
+
+    def __init__(self, pool: SegmentPool) -> None:
+        self.pool = pool
+        self.segments: list[Segment] = []
+
+    def __call__(self, buffer: pickle.PickleBuffer) -> bool:
+        try:
+            view = buffer.raw()
+        except BufferError:  # not contiguous: let pickle copy it in-band
+            return True
+        if view.nbytes < THRESHOLD:
+            return True
+        self.segments.append(self.pool.put(view))
+        return False
+
+    def discard(self) -> None:
+        """Give back the segments taken so far (the pickling failed)."""
+        self.pool.give_back(self.segments)
+        self.segments = []
+
+
+def map_segments(refs: list[tuple[str, int]]) -> tuple[list[Any], list[tuple[str, mmap.mmap, memoryview]]]:
+    """Map the parent's argument segments for one batch (the worker side).
+
+    Returns:
+        The buffers for ``pickle.loads(buffers=...)``, and the handles that
+        :func:`unmap_segments` needs once the batch has run.
+    """
+    buffers: list[Any] = []
+    handles: list[tuple[str, mmap.mmap, memoryview]] = []
+    try:
+        for name, nbytes in refs:
+            fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+            try:
+                mm = mmap.mmap(fd, nbytes)
+            finally:
+                os.close(fd)
+            view = memoryview(mm)
+            handles.append((name, mm, view))
+            buffers.append(view)
+    except BaseException:
+        unmap_segments(handles)
+        raise
+    return buffers, handles
+
+
+def unmap_segments(handles: list[tuple[str, mmap.mmap, memoryview]]) -> list[str]:
+    """Close the batch's mappings; the names of those still referenced stay mapped.
+
+    An argument the user's function kept (in a global, say) still points into its
+    mapping: that mapping is left alone, and the parent must not reuse the segment.
+    """
+    kept: list[str] = []
+    for name, mm, view in handles:
+        try:
+            view.release()
+            mm.close()
+        except BufferError:
+            kept.append(name)
+    return kept

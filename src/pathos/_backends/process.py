@@ -54,6 +54,7 @@ __all__ = ["ProcessBackend", "rebuild_error"]
 SMALL_MESSAGE = 8 * 1024  # at most this many bytes may wait in a busy worker's pipe
 PREFETCH = 8  # batches queued per worker when its batches are quick
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
+SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
 
 
 def rebuild_error(payload: tuple[bytes | None, str, str, str]) -> BaseException:
@@ -100,6 +101,8 @@ class ProcessBackend(Backend):
         setup = (initializer, tuple(initargs), max_worker_memory, cpu_budget, os.getpid())
         self._setup = dumps(setup, what="initializer")
         self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
+        self._segments = _shm.SegmentPool(self._shm_prefix) if self._shm_prefix else None
+        self._idle_since: float | None = None
         self._maxtasks = maxtasksperchild
         self._queue = JobQueue()
         self._workers: list[WorkerProcess] = []
@@ -217,7 +220,19 @@ class ProcessBackend(Backend):
                     else:
                         self._on_exit(worker)
         self._check_deadlines()
+        if self._segments is not None and self._segments.holding:
+            self._trim_when_idle(self._segments)
         return True
+
+    def _trim_when_idle(self, segments: _shm.SegmentPool) -> None:
+        """Unlink the free argument segments once the pool has been idle a while."""
+        if not self._idle():
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = time.monotonic()
+        elif time.monotonic() - self._idle_since >= SEGMENT_IDLE_SECONDS:
+            segments.trim()
+            self._idle_since = None
 
     def _idle(self) -> bool:
         return not self._held and not any(w.outstanding for w in self._workers) and not self._queue
@@ -278,7 +293,7 @@ class ProcessBackend(Backend):
         if self._shm_prefix:
             _shm.discard_prefix(f"pathos-{os.getpid()}-{worker.pid}-")  # results it was writing
         for _, batch in worker.outstanding:
-            _release(batch)
+            self._release(batch)
         if not worker.outstanding:
             return
         _, running = worker.outstanding.popleft()
@@ -331,17 +346,19 @@ class ProcessBackend(Backend):
         for worker in list(self._workers):
             worker.reap()
             for _, batch in worker.outstanding:
-                _release(batch)
+                self._release(batch)
                 batch.job.cancel(error)
             worker.outstanding.clear()
             self._remove(worker)
         if self._held is not None:
-            _release(self._held[0])
+            self._release(self._held[0])
             self._held[0].job.cancel(error)
             self._held = None
         self._queue.cancel_all(error)
 
     def _cleanup(self) -> None:
+        if self._segments is not None:
+            self._segments.trim()
         with self._lock:
             if self._selector is not None:
                 self._selector.close()
@@ -356,7 +373,7 @@ class ProcessBackend(Backend):
         if self._init_error is not None:  # no worker can start: every waiting batch fails now
             if self._held is not None:
                 held, self._held = self._held[0], None
-                _release(held)
+                self._release(held)
                 held.job.batch_failed(held, self._init_error)
             while (queued := self._queue.pull()) is not None:
                 queued.job.batch_failed(queued, self._init_error)
@@ -406,13 +423,15 @@ class ProcessBackend(Backend):
                 job.cancel(exc)
                 job.batch_failed(batch, exc)
                 return None
-        writer = _shm.BufferWriter(self._shm_prefix) if self._shm_prefix else None
+        writer = self._segments.writer() if self._segments is not None else None
         try:
             data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
             if writer is not None:
-                batch.segments = writer.names
+                batch.segments = writer.segments
             return data
         except SerializationError as exc:
+            if writer is not None:
+                writer.pool.give_back(writer.segments)
             if len(batch.items) > 1:
                 job.batch_lost(batch, exc)  # split it, so only the bad item fails
             else:
@@ -426,7 +445,8 @@ class ProcessBackend(Backend):
             fn_bytes = self._functions[job.key][1]
             worker.known.add(job.key)
         batch_id = next(self._ids)
-        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, batch.segments, worker.forget), 5)
+        refs = [(s.name, s.used) for s in batch.segments]
+        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, refs, worker.forget), 5)
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -457,7 +477,7 @@ class ProcessBackend(Backend):
             self._on_done(worker, *message[1:])
         elif kind == "declined":
             _, batch = worker.outstanding.popleft()
-            _release(batch)
+            self._release(batch)
             batch.job.batch_unstarted(batch)
             self._retire_if_idle(worker)
         elif kind == "ready":
@@ -485,9 +505,10 @@ class ProcessBackend(Backend):
         errors: list[Any],
         seconds: float,
         over: bool,
+        kept: list[str],
     ) -> None:
         _, batch = worker.outstanding.popleft()
-        _release(batch)
+        self._release(batch, kept)
         worker.started = time.monotonic()
         if over:
             worker.retiring = True
@@ -507,6 +528,13 @@ class ProcessBackend(Backend):
         if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
             self._forget_finished()
         self._retire_if_idle(worker)
+
+    def _release(self, batch: Batch, kept: list[str] | None = None) -> None:
+        """Give a settled batch's argument segments back for reuse (``kept``: still mapped by a worker)."""
+        if batch.segments:
+            assert self._segments is not None
+            self._segments.give_back(batch.segments, set(kept) if kept else frozenset())
+            batch.segments = []
 
     @staticmethod
     def _retire_if_idle(worker: WorkerProcess) -> None:
@@ -569,13 +597,6 @@ def _timeout_error(batch: Batch) -> TaskTimeoutError:
         task=batch.start,
         timeout=timeout,
     )
-
-
-def _release(batch: Batch) -> None:
-    """Remove what is left of a settled batch's shared-memory arguments."""
-    if batch.segments:
-        _shm.discard(batch.segments)
-        batch.segments = []
 
 
 def _items(batch: Batch) -> str:

@@ -5,15 +5,19 @@ Messages are plain pickles of tuples; the objects inside travel as bytes made by
 
 parent -> worker::
 
-    ("run", batch_id, job_key, fn_bytes | None, items_bytes, segments, forget_keys)
+    ("run", batch_id, job_key, fn_bytes | None, items_bytes, [(segment, nbytes)], forget_keys)
     ("stop",)
 
 worker -> parent::
 
     ("ready", pid)                         after the initializer ran
     ("init_error", error_payload)          the initializer raised; the worker exits
-    ("done", batch_id, values_bytes, segments, [(offset, error_payload)], seconds, over_memory)
+    ("done", batch_id, values_bytes, segments, [(offset, error_payload)], seconds, over_memory, kept)
     ("declined", batch_id)                 over its memory limit: the batch was not run
+
+The worker maps the parent's argument segments for one batch and unmaps them after;
+``kept`` names those it could not unmap because the function kept an argument (see
+:mod:`pathos._shm`). Result ``segments`` are new files the parent takes over.
 
 An ``error_payload`` is ``(exception_bytes | None, type_name, text, traceback_text)``.
 """
@@ -59,7 +63,7 @@ def error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     return data, f"{type(exc).__module__}.{type(exc).__qualname__}", text, tb
 
 
-def _watch_parent() -> None:
+def _watch_parent(owner: int) -> None:
     """Exit at once if the parent process dies, so no worker is ever orphaned."""
     from multiprocessing import process
     from multiprocessing.connection import wait
@@ -68,6 +72,8 @@ def _watch_parent() -> None:
     if parent is None:  # pragma: no cover - not started by multiprocessing
         return
     wait([parent.sentinel])
+    if _shm.available():  # the parent cannot unlink its shared memory any more: do it for it
+        _shm.discard_prefix(f"pathos-{owner}-")
     os._exit(1)
 
 
@@ -86,8 +92,8 @@ def run_worker(conn: Connection, setup: bytes) -> None:
     """Entry point of a worker process."""
     global _cpu_budget
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    threading.Thread(target=_watch_parent, name="pathos-parent-watch", daemon=True).start()
     initializer, initargs, max_memory, _cpu_budget, owner = loads(setup)
+    threading.Thread(target=_watch_parent, args=(owner,), name="pathos-parent-watch", daemon=True).start()
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -121,11 +127,13 @@ def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None
         for old in forget:
             functions.pop(old, None)
         writer = _shm.BufferWriter(prefix) if prefix else None
-        reply = _run_batch(functions, key, fn_bytes, items_bytes, segments, writer)
+        handles: list[Any] = []
+        reply = _run_batch(functions, key, fn_bytes, items_bytes, segments, writer, handles)
+        kept = _shm.unmap_segments(handles) if handles else []
         over = max_memory is not None and _rss_bytes() > max_memory
         declining = over
         names = writer.names if writer is not None else []
-        conn.send_bytes(pickle.dumps(("done", batch_id, reply[0], names, *reply[1:], over)))
+        conn.send_bytes(pickle.dumps(("done", batch_id, reply[0], names, *reply[1:], over, kept)))
 
 
 def _run_batch(
@@ -133,14 +141,22 @@ def _run_batch(
     key: int,
     fn_bytes: bytes | None,
     items_bytes: bytes,
-    segments: list[str],
+    segments: list[tuple[str, int]],
     writer: _shm.BufferWriter | None,
+    handles: list[Any],
 ) -> tuple[bytes, list[tuple[int, Any]], float]:
+    """Run one batch; ``handles`` receives the argument mappings to close afterwards."""
     try:
         if fn_bytes is not None:
             functions[key] = loads(fn_bytes)
         fn, kwargs, star = functions[key]
-        items = pickle.loads(items_bytes, buffers=_shm.load_buffers(segments)) if segments else loads(items_bytes)
+        if segments:
+            buffers, mapped = _shm.map_segments(segments)
+            handles.extend(mapped)
+            items = pickle.loads(items_bytes, buffers=buffers)
+            del buffers
+        else:
+            items = loads(items_bytes)
     except Exception as exc:  # could not rebuild the function or the arguments here
         return dumps(None), [(-1, error_payload(exc))], 0.0
     start = time.perf_counter()
