@@ -1,12 +1,14 @@
 """The project's performance goals (2 workers, medians of one run), checked against a
-run's results: each is met, falls short by a stated amount, or could not be measured.
+run's results: each is met, is short by a stated amount (with our reading of why), or
+could not be measured. Each goal also gets its spread: the lowest and highest figure over
+the rounds (a ratio taken within each round), and in how many rounds it was met.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-from _report import LABELS, Results, fmt_ratio, median, ratio
+from _report import LABELS, Results, fmt_ratio, median, paired_ratios, per_round, ratio_of
 
 
 class Goal(NamedTuple):
@@ -71,31 +73,46 @@ def _why(goal: Goal, results: Results, nodes: int) -> str:
     return "our dispatch keeps a worker idle between tasks of this size"
 
 
-def _measured(goal: Goal, by_lib: dict[str, Any], nodes: int) -> tuple[Optional[float], float]:
-    """(measured figure, target) for a goal, with the target in the same terms."""
-    ours = median(by_lib.get("ours"))
+def _measured(goal: Goal, by_lib: dict[str, Any], nodes: int) -> tuple[Optional[float], float, list[float]]:
+    """(measured figure, target, the figure of each round) for a goal, in the target's terms."""
+    ours, peer = by_lib.get("ours"), by_lib.get(goal.peer or "")
     if goal.kind == "ratio":
-        return ratio(goal.workload, ours, median(by_lib.get(goal.peer or ""))), goal.target
+        return ratio_of(goal.workload, ours, peer), goal.target, paired_ratios(goal.workload, ours, peer)
+    if goal.kind == "time_vs":  # ours' time over the peer's: 1 / the "x better" ratio
+        better = ratio_of(goal.workload, ours, peer)
+        rounds = [1 / r for r in paired_ratios(goal.workload, ours, peer)]
+        return (1 / better if better else None), goal.target, rounds
+    own = [x for x in per_round(ours) if x is not None]
+    return median(ours), goal.target * (nodes if goal.kind == "atleast" else 1), own
+
+
+def _is_met(goal: Goal, value: float, target: float) -> bool:
     if goal.kind == "time_vs":
-        peer = median(by_lib.get(goal.peer or ""))
-        return (ours / peer if ours is not None and peer else None), goal.target
-    if goal.kind == "atleast":
-        return ours, goal.target * nodes
-    return ours, goal.target
+        return value <= target
+    if goal.kind == "below":
+        return value < target
+    return value >= target  # ratio, atleast
 
 
 def _verdict(goal: Goal, value: float, target: float) -> tuple[bool, str]:
+    met = _is_met(goal, value, target)
     if goal.kind == "ratio":
-        met = value >= target
-        return met, (f"met ({fmt_ratio(value / target)} margin)" if met else f"falls short by {target / value:.2g}x")
+        return met, (f"met ({fmt_ratio(value / target)} margin)" if met else f"short by {target / value:.2g}x")
     if goal.kind == "time_vs":
-        met = value <= target
-        return met, (f"met ({target / value:.3g}x margin)" if met else f"falls short by {value / target:.2g}x")
+        return met, (f"met ({target / value:.3g}x margin)" if met else f"short by {value / target:.2g}x")
     if goal.kind == "below":
-        met = value < target
-        return met, (f"met ({target - value:.3g} µs to spare)" if met else f"falls short by {value - target:.3g} µs")
-    met = value >= target
-    return met, (f"met (+{value - target:.2f})" if met else f"falls short by {target - value:.2f}")
+        return met, (f"met ({target - value:.3g} µs to spare)" if met else f"short by {value - target:.3g} µs")
+    return met, (f"met (+{value - target:.2f})" if met else f"short by {target - value:.2f}")
+
+
+def _figure(goal: Goal, value: float) -> str:
+    if goal.kind == "ratio":
+        return fmt_ratio(value)
+    if goal.kind == "time_vs":
+        return f"{value:.3g}x"
+    if goal.kind == "below":
+        return f"{value:.3g} µs"
+    return f"{value:.2f}x"
 
 
 def _shown(goal: Goal, value: float, target: float) -> tuple[str, str]:
@@ -108,19 +125,28 @@ def _shown(goal: Goal, value: float, target: float) -> tuple[str, str]:
     return f"{value:.2f}x", f"≥ {target:.2f}x"
 
 
+def _spread(goal: Goal, rounds: list[float], target: float) -> str:
+    """``lowest to highest (k of n rounds met)`` over the rounds, or a dash with fewer than two."""
+    if len(rounds) < 2:
+        return "-"
+    met = sum(_is_met(goal, x, target) for x in rounds)
+    return f"{_figure(goal, min(rounds))} to {_figure(goal, max(rounds))} ({met} of {len(rounds)} rounds met)"
+
+
 def check(results: Results, nodes: int) -> list[dict[str, Any]]:
-    """Every goal with its measured figure, target, verdict and (if missed) why."""
+    """Every goal with its measured figure, target, verdict, spread over rounds and (if short) why."""
     rows = []
     for goal in GOALS:
         by_lib = results.get(goal.workload, {})
-        value, target = _measured(goal, by_lib, nodes)
-        row: dict[str, Any] = {"key": goal.key, "goal": goal.text, "met": None, "why": ""}
+        value, target, rounds = _measured(goal, by_lib, nodes)
+        row: dict[str, Any] = {"key": goal.key, "goal": goal.text, "met": None, "why": "", "spread": "-"}
         if value is None:
             missing = [lib for lib in ("ours", goal.peer) if lib and median(by_lib.get(lib)) is None]
             row.update(measured="-", target="", verdict="not measured: " + ", ".join(LABELS[m] for m in missing))
         else:
             met, verdict = _verdict(goal, value, target)
             row.update(zip(("measured", "target"), _shown(goal, value, target)), met=met, verdict=verdict)
-            row["why"] = "" if met else _why(goal, results, nodes)
+            row.update(why="" if met else _why(goal, results, nodes), spread=_spread(goal, rounds, target))
+            row["rounds"] = rounds
         rows.append(row)
     return rows

@@ -1,13 +1,16 @@
 """Measure one workload on one library, in a process of its own; writes JSON.
 
-Run by ``run.py`` as ``python _measure.py --lib LIB --workload NAME --params JSON --out FILE``
-with ``PYTHONPATH`` naming either our ``src/`` or pathos 0.3.5's target directory, so
-the two ``pathos`` packages never meet in one interpreter.
+Run by ``run.py`` as ``python _measure.py --lib LIB --workload NAME --params JSON --out FILE
+[--pathos-from DIR]``, once per round (``params["rounds"]`` is then 1), so the rounds of
+all libraries can be interleaved. ``--pathos-from`` (our ``src/`` or pathos 0.3.5's target
+directory) goes first on ``sys.path``, and the ``pathos`` actually imported is checked to
+come from there, so the two ``pathos`` packages never meet in one interpreter.
 
 Throughput workloads warm the pool first (one small map with the workload's own
 function), so pool start is measured only by the ``start`` workload. A map that would
 run longer than the per-round budget is cut to fewer items and its time scaled back to
-the nominal count (``n_used`` says so).
+the nominal count (``n_used`` says so); ``run.py`` fixes that count in the first round and
+passes it to the later ones as ``params["n_used"]``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import json
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import _tasks
 from _libs import ADAPTERS, Adapter
@@ -46,7 +50,7 @@ def _map_rounds(
 ) -> Result:
     """Seconds per map of ``n`` items (scaled from ``n_used`` if cut), one per round."""
     pool.map(f, items(2 * pool.nodes), chunksize)  # warm: workers up, function sent once
-    used = _fit(pool, f, items, n, p["budget_s"], chunksize)
+    used = p.get("n_used") or _fit(pool, f, items, n, p["budget_s"], chunksize)
     times = []
     for _ in range(p["rounds"]):
         elapsed, out = _timed(lambda: pool.map(f, items(used), chunksize))
@@ -152,12 +156,23 @@ WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Result]] = {
 }
 
 
-def measure(lib: str, workload: str, params: dict[str, Any]) -> Result:
+def _check_pathos_from(expected: str) -> None:
+    """Raise unless the ``pathos`` imported here is the one under ``expected``."""
+    import pathos
+
+    found = Path(pathos.__file__).resolve()
+    if not found.is_relative_to(Path(expected).resolve()):
+        raise ImportError(f"pathos imported from {found}, expected it under {expected}")
+
+
+def measure(lib: str, workload: str, params: dict[str, Any], pathos_from: Optional[str] = None) -> Result:
     """Run one workload on a fresh pool of one library; an exception becomes ``error``."""
     pool = ADAPTERS[lib](params["nodes"])
     result: Result = {"lib": lib, "workload": workload, "error": None}
     own_pools = workload in ("start", "scaling")  # these start and stop pools themselves
     try:
+        if pathos_from:
+            _check_pathos_from(pathos_from)
         result["version"] = pool.version()
         if not own_pools:
             pool.start()
@@ -174,14 +189,17 @@ def measure(lib: str, workload: str, params: dict[str, Any]) -> Result:
 
 
 def main(argv: list[str]) -> int:
-    """Command line: ``--lib``, ``--workload``, ``--params`` (JSON), ``--out`` (JSON file)."""
+    """Command line: ``--lib``, ``--workload``, ``--params`` (JSON), ``--out`` (JSON file), ``--pathos-from``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lib", required=True, choices=sorted(ADAPTERS))
     parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
     parser.add_argument("--params", required=True, help="JSON object of sizes and settings")
     parser.add_argument("--out", required=True, help="where to write the JSON result")
+    parser.add_argument("--pathos-from", help="directory to import pathos from (put first on sys.path)")
     args = parser.parse_args(argv)
-    result = measure(args.lib, args.workload, json.loads(args.params))
+    if args.pathos_from:
+        sys.path.insert(0, args.pathos_from)  # before any import of pathos
+    result = measure(args.lib, args.workload, json.loads(args.params), args.pathos_from)
     with open(args.out, "w") as fh:
         json.dump(result, fh)
     return 0

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 
 import matplotlib.pyplot as plt
-from _report import LABELS, SHOWN, Results, median, ratio, title
+from _report import LABELS, SHOWN, Results, median, ratio_of, title
 
 
 def _ratio_bars(ax: Any, params: dict[str, Any], results: Results) -> None:
@@ -21,7 +21,7 @@ def _ratio_bars(ax: Any, params: dict[str, Any], results: Results) -> None:
     for i, peer in enumerate(peers):
         ys, xs = [], []
         for row, w in enumerate(workloads):
-            value = ratio(w, median(results[w].get("ours")), median(results[w].get(peer)))
+            value = ratio_of(w, results[w].get("ours"), results[w].get(peer))
             if value is not None:
                 ys.append(row + i * height)
                 xs.append(value)
@@ -56,7 +56,7 @@ def plot(path: Path, params: dict[str, Any], results: Results) -> Optional[Path]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
     _ratio_bars(left, params, results)
     _scaling_lines(right, params, results)
-    fig.suptitle(f"pathos (ours) vs peers, {params['nodes']} workers, medians of {params['rounds']} rounds")
+    fig.suptitle(f"pathos (ours) vs peers, {params['nodes']} workers, medians of {params['rounds']} interleaved rounds")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, dpi=110, format="png")

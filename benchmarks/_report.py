@@ -2,7 +2,10 @@
 and ``results.png``.
 
 Ratios read "ours vs X": how many times better ours is, so above 1 means ours wins.
-For times that is X's median over ours; for speedups, ours over X's.
+For times that is X's time over ours; for speedups, ours over X's. Rounds are interleaved
+(round r of every library runs before round r + 1 of any), so a ratio is taken within each
+round, from the two libraries' figures of that round, and the median of those is shown;
+results without per-round figures fall back to the ratio of the two medians.
 """
 
 from __future__ import annotations
@@ -110,6 +113,27 @@ def ratio(workload: str, ours: Optional[float], peer: Optional[float]) -> Option
     if ours is None or peer is None or ours <= 0 or peer <= 0:
         return None
     return ours / peer if SHOWN[workload][3] else peer / ours
+
+
+def per_round(result: Optional[dict[str, Any]]) -> list[Optional[float]]:
+    """Each round's figure (None where that round failed); empty for a failure or old results."""
+    if not result or result.get("error"):
+        return []
+    return list(result.get("per_round") or [])
+
+
+def paired_ratios(workload: str, ours: Optional[dict[str, Any]], peer: Optional[dict[str, Any]]) -> list[float]:
+    """Ours vs the peer within each round where both have a figure, in round order."""
+    pairs = zip(per_round(ours), per_round(peer))
+    return [r for r in (ratio(workload, a, b) for a, b in pairs) if r is not None]
+
+
+def ratio_of(workload: str, ours: Optional[dict[str, Any]], peer: Optional[dict[str, Any]]) -> Optional[float]:
+    """The ratio shown: median of the per-round ratios, else the ratio of the medians."""
+    paired = paired_ratios(workload, ours, peer)
+    if paired:
+        return float(statistics.median(paired))
+    return ratio(workload, median(ours), median(peer))
 
 
 def title(workload: str, params: dict[str, Any]) -> str:

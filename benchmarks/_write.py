@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from _goals import check
 from _measure import START_SAMPLES
-from _report import LABELS, SHOWN, Results, cell, fmt_ratio, median, ratio, title
+from _report import LABELS, SHOWN, Results, cell, fmt_ratio, median, ratio_of, title
 
 CALLS = {
     "ours": "`ProcessPool(nodes=N).map(f, xs)`, then `clear()`",
@@ -56,7 +56,9 @@ def _header(meta: dict[str, Any], params: dict[str, Any]) -> list[str]:
         f"- Versions: {versions}",
         f"- Command: `{meta['command']}`",
         f"- Workers: {params['nodes']}; every figure is the median of {params['rounds']} rounds, all libraries "
-        "in the same run (the machine is shared and noisy: compare ratios, not absolute times)",
+        "in the same run, rounds interleaved: round r of every library (in an order rotated each round) runs "
+        "before round r + 1 of any, so a burst of load on this shared, noisy machine spreads over all of them. "
+        "Compare ratios, not absolute times; the goals table shows how far each goal's figure moved between rounds",
     ]
 
 
@@ -75,10 +77,15 @@ def _ratios(results: Results, params: dict[str, Any], libs: list[str]) -> list[s
             result = results[w].get(peer)
             failed = bool(result and result.get("error"))
             row.append(
-                f"ours only ({LABELS[peer]} fails)" if failed and ours else fmt_ratio(ratio(w, ours, median(result)))
+                f"ours only ({LABELS[peer]} fails)"
+                if failed and ours
+                else fmt_ratio(ratio_of(w, results[w].get("ours"), result))
             )
         rows.append(row)
-    intro = "How many times better ours is (above 1: ours wins; times: peer / ours; speedups: ours / peer)."
+    intro = (
+        "How many times better ours is (above 1: ours wins; times: peer / ours; speedups: ours / peer), "
+        "taken within each round and the median over rounds shown."
+    )
     return [
         "",
         "## Ours vs each peer",
@@ -91,8 +98,16 @@ def _ratios(results: Results, params: dict[str, Any], libs: list[str]) -> list[s
 
 def _goals(goals: list[dict[str, Any]]) -> list[str]:
     mark = {True: "✅", False: "❌", None: "-"}
-    rows = [[g["goal"], g["target"], g["measured"], f"{mark[g['met']]} {g['verdict']}", g["why"]] for g in goals]
-    return ["", "## Goals", "", *_table(["goal", "target", "measured", "verdict", "why, when missed"], rows)]
+    rows = [
+        [g["goal"], g["target"], g["measured"], g.get("spread", "-"), f"{mark[g['met']]} {g['verdict']}", g["why"]]
+        for g in goals
+    ]
+    intro = (
+        "Measured: the median over rounds (for a ratio, of the ratio within each round). Spread: the lowest "
+        "and highest of those per-round figures, and in how many rounds the goal was met: the noise of this run."
+    )
+    header = ["goal", "target", "measured", "spread over rounds", "verdict", "why, when short"]
+    return ["", "## Goals", "", intro, "", *_table(header, rows)]
 
 
 def _scaling(results: Results, params: dict[str, Any]) -> list[str]:
@@ -115,11 +130,13 @@ def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[st
     lines = ["", "## How it is measured", ""]
     lines += [f"- {LABELS[lib]}: {CALLS[lib]}" for lib in libs]
     lines += [
-        "- Each (workload, library) pair runs in a subprocess of its own: ours from `src/`, pathos 0.3.5 from "
-        "its own `--target` directory, never both in one interpreter.",
-        "- Throughput workloads first warm the pool with one small map of the same function, so pool start "
-        "is only in *pool start to first result* (create a pool, get `f(1)`, shut down untimed; "
-        f"{params['rounds'] * START_SAMPLES} samples, as each takes milliseconds).",
+        "- Each round of each (workload, library) pair runs in a fresh subprocess of its own: ours from this "
+        "checkout's `src/`, pathos 0.3.5 from its own `--target` directory (checked in the subprocess), never "
+        "both in one interpreter. Rounds are interleaved across libraries, the order rotated by one each round.",
+        "- Throughput workloads first start the pool and warm it with one small map of the same function, "
+        "untimed, so pool start is only in *pool start to first result* (create a pool, get `f(1)`, shut down "
+        f"untimed; {START_SAMPLES} samples a round, {params['rounds'] * START_SAMPLES} in all, as each takes "
+        "milliseconds; a round's figure is the median of its samples).",
         "- Per-task overhead: chunksize=1 (`batch_size=1` for joblib, `chunk_size=1` for mpire); wall time / tasks.",
         "- mpire runs the lambda because its workers fork after the (warm-up) map names it; "
         "`multiprocessing.Pool` and `concurrent.futures` pickle functions by reference and fail on it.",
@@ -129,10 +146,15 @@ def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[st
             if r.get("n_used") and r["n_used"] != r.get("n"):
                 lines.append(
                     f"- † {LABELS[lib]}, {w}: too slow for the time budget; measured on "
-                    f"{r['n_used']:,} of {r['n']:,} items per round, time scaled to {r['n']:,}."
+                    f"{r['n_used']:,} of {r['n']:,} items per round (fixed in round 1), time scaled to {r['n']:,}."
                 )
             if r.get("error"):
                 lines.append(f"- {LABELS[lib]}, {w}: fails with {r['error']}: {r.get('message', '')[:160]}")
+            for bad in r.get("failed_rounds", []):
+                lines.append(
+                    f"- {LABELS[lib]}, {w}: round {bad['round']} fails with {bad['error']} "
+                    f"({bad['message'][:120]}); the median is of the other rounds."
+                )
     return lines
 
 

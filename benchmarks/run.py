@@ -1,16 +1,21 @@
 """Benchmarks: our ProcessPool against pathos 0.3.5, multiprocessing.Pool,
 concurrent.futures, loky, joblib and mpire, on the same workloads in one run.
 
-    python benchmarks/run.py                  # full run, 2 workers, 5 rounds (~10 min on 2 cores)
+    python benchmarks/run.py                  # full run, 2 workers, 5 interleaved rounds (~10 min on 2 cores)
     python benchmarks/run.py --quick          # smaller sizes, 2 rounds
     python benchmarks/run.py --only tiny,cpu --libs ours,multiprocessing
 
 The first run creates ``benchmarks/.venv`` (ours editable, and the peers from
 ``requirements.txt``) and installs pathos 0.3.5 into ``benchmarks/.peers/pathos035``;
 ``--here`` skips that and uses this interpreter as it is (the harness test does).
-Each (workload, library) pair runs in a subprocess of its own. Results go to
-``benchmarks/results/``: ``results.md`` (medians, ratios, goals), ``results.json``
-(every round) and ``results.png``.
+
+Rounds are interleaved: for each workload, round 1 of every library, then round 2 of
+every library (the library order rotated by one each round), and so on, so a burst of
+load on this shared machine spreads over all libraries instead of landing on one. Each
+round of each (workload, library) pair runs in a fresh subprocess that starts and warms
+its own pool before the timed part. Results go to ``benchmarks/results/``: ``results.md``
+(medians, ratios, goals with their spread over rounds), ``results.json`` (every round)
+and ``results.png``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -56,7 +61,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds one round of one map may take before a slow "
         "library gets fewer items (scaled back to the nominal count)",
     )
-    p.add_argument("--timeout", type=float, default=300, help="seconds one library may take on one workload")
+    p.add_argument("--timeout", type=float, default=120, help="seconds one round of one library may take")
     p.add_argument("--here", action="store_true", help="use this interpreter; set up no environment")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 5)
@@ -117,14 +122,21 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def pathos_from(lib: str) -> Optional[Path]:
+    """Where this library's subprocess must import ``pathos`` from: ours from this
+    checkout's ``src/`` (not from wherever the venv's editable install points), pathos
+    0.3.5 from its target directory; None for the libraries that do not use it."""
+    return {"ours": _env.ROOT / "src", "pathos035": _env.PATHOS035}.get(lib)
+
+
 def _pythonpath(lib: str) -> str:
-    # Ours from the tree's src/, pathos 0.3.5 from its target dir: each first on the path.
-    first = {"ours": [str(_env.ROOT / "src")], "pathos035": [str(_env.PATHOS035)]}.get(lib, [])
-    return os.pathsep.join([*first, str(HERE)])
+    # The library's own pathos first on the path, then this folder (_tasks, _libs).
+    first = pathos_from(lib)
+    return os.pathsep.join([*([str(first)] if first else []), str(HERE)])
 
 
 def measure(lib: str, workload: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one (library, workload) pair in a subprocess and return its JSON result."""
+    """Run one round of one (library, workload) pair in a subprocess and return its JSON result."""
     if lib == "pathos035" and not (_env.PATHOS035 / "pathos").is_dir():
         return {"lib": lib, "workload": workload, "error": "NotInstalled", "message": str(_env.PATHOS035)}
     env = dict(os.environ, PYTHONPATH=_pythonpath(lib), PYTHONHASHSEED="0")
@@ -132,6 +144,9 @@ def measure(lib: str, workload: str, params: dict[str, Any], timeout: float) -> 
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(HERE / "_measure.py"), "--lib", lib, "--workload", workload]
         cmd += ["--params", json.dumps(params), "--out", str(out)]
+        first = pathos_from(lib)
+        if first:
+            cmd += ["--pathos-from", str(first)]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -143,6 +158,38 @@ def measure(lib: str, workload: str, params: dict[str, Any], timeout: float) -> 
         return result
 
 
+def _round_figure(result: dict[str, Any]) -> Optional[float]:
+    # One round's figure: the median of its samples (one sample, except for pool start).
+    if result.get("error") or not result.get("values"):
+        return None
+    return float(statistics.median(result["values"]))
+
+
+def merge_rounds(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from the per-round results of one pair: every sample in ``values``,
+    each round's figure in ``per_round`` (None for a failed round, in round order, so two
+    libraries' rounds pair up), failed rounds in ``failed_rounds``."""
+    ok = [part for part in parts if not part.get("error")]
+    if not ok:
+        return {**parts[0], "rounds_run": len(parts)}
+    merged: dict[str, Any] = {k: v for k, v in ok[0].items() if k != "traceback"}
+    for key, value in ok[0].items():
+        if isinstance(value, list):  # values, serial_s, pool_s, shutdown_s
+            merged[key] = [x for part in ok for x in part.get(key, [])]
+    if ok[0].get("by_nodes"):
+        merged["by_nodes"] = {k: [x for part in ok for x in part["by_nodes"].get(k, [])] for k in ok[0]["by_nodes"]}
+    merged["per_round"] = [_round_figure(part) for part in parts]
+    merged["rounds_run"] = len(parts)
+    failed = [
+        {"round": i + 1, "error": part["error"], "message": part.get("message", "")[:300]}
+        for i, part in enumerate(parts)
+        if part.get("error")
+    ]
+    if failed:
+        merged["failed_rounds"] = failed
+    return merged
+
+
 def _summary(result: dict[str, Any]) -> str:
     if result.get("error"):
         return f"fails ({result['error']})"
@@ -151,17 +198,43 @@ def _summary(result: dict[str, Any]) -> str:
     return f"{statistics.median(result['values']):.4g} {result['unit']}"
 
 
+def rotated(libs: list[str], round_index: int) -> list[str]:
+    """The library order of one round: shifted by one each round, so no library is always first."""
+    k = round_index % len(libs) if libs else 0
+    return libs[k:] + libs[:k]
+
+
+def run_workload(workload: str, libs: list[str], args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+    """Every round of one workload, interleaved across libraries; one merged result per library.
+
+    The first round fixes each library's item count (``n_used``, for the † scaling) and
+    the later rounds reuse it; a library whose first round fails is not run again here.
+    """
+    parts: dict[str, list[dict[str, Any]]] = {lib: [] for lib in libs}
+    for r in range(args.rounds):
+        started = time.perf_counter()
+        done = []
+        for lib in rotated(libs, r):
+            if parts[lib] and parts[lib][0].get("error"):
+                continue
+            fixed = parts[lib][0].get("n_used") if parts[lib] else None
+            round_params = {**params, "rounds": 1, **({"n_used": fixed} if fixed else {})}
+            result = measure(lib, workload, round_params, args.timeout)
+            parts[lib].append(result)
+            done.append(f"{lib} {_summary(result)}")
+        took = time.perf_counter() - started
+        print(f"{workload:>10} round {r + 1}/{args.rounds} [{took:.1f} s]: " + "; ".join(done), flush=True)
+    return {lib: merge_rounds(parts[lib]) for lib in libs}
+
+
 def run_all(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every chosen workload on every chosen library, printing each median as it comes."""
+    """Every chosen workload on every chosen library, printing each round as it comes."""
     results: dict[str, dict[str, Any]] = {}
     for workload in args.only:
         libs = [lib for lib in args.libs if workload != "scaling" or lib in SCALING_LIBS]
-        for lib in libs:
-            started = time.perf_counter()
-            result = measure(lib, workload, params, args.timeout)
-            results.setdefault(workload, {})[lib] = result
-            took = time.perf_counter() - started
-            print(f"{workload:>10} {lib:>15}: {_summary(result)}  [{took:.1f} s]", flush=True)
+        results[workload] = run_workload(workload, libs, args, params)
+        medians = ", ".join(f"{lib} {_summary(result)}" for lib, result in results[workload].items())
+        print(f"{workload:>10} medians: {medians}", flush=True)
     return results
 
 
