@@ -87,7 +87,7 @@ class _Task:
     """One batch running on the cluster as one Dask future.
 
     A timed batch's ``deadline`` is first a bound on starting at all (``started`` is
-    False); the worker's "started" event moves it to the start plus the timeout.
+    False); each "started" event from a worker moves it to that start plus the timeout.
     """
 
     __slots__ = ("batch", "deadline", "future", "started")
@@ -316,7 +316,7 @@ class DaskBackend(Backend):
     def _start_clock(self, event: _Started) -> None:
         task = self._running.get(event.key)
         timeout = None if task is None else task.batch.job.timeout
-        if task is not None and timeout is not None and not task.started:
+        if task is not None and timeout is not None:  # again if Dask reruns it after a crash
             task.started = True
             task.deadline = event.at + timeout
 
