@@ -125,3 +125,22 @@ def raise_unpicklable_error(x: int) -> int:
 
 def init_raises() -> None:
     raise RuntimeError("initializer failed")
+
+
+class SlowToLoad:
+    """An argument that takes ``seconds`` to unpickle (in the worker), then is quick to use."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __reduce__(self) -> Any:
+        return (_load_slowly, (self.seconds,))
+
+
+def _load_slowly(seconds: float) -> SlowToLoad:
+    time.sleep(seconds)
+    return SlowToLoad(seconds)
+
+
+def seconds_of(x: SlowToLoad) -> float:
+    return x.seconds

@@ -15,12 +15,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
 
 from pathos import ClusterError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import scheduler_address
+from pathos._backends.dask import DaskBackend, _Task, scheduler_address
+from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
 
@@ -232,6 +234,27 @@ def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
     assert info.value.task == 1 and isinstance(info.value, TimeoutError)
     assert time.monotonic() - started < 3.5  # not waiting for the late item
     assert pool.map(_cases.square, range(3)) == [0, 1, 4]
+
+
+def test_the_timeout_clock_starts_when_the_item_starts_running(pool: Any) -> None:
+    # Loading the argument in the worker takes 2 s, calling the function no time: the
+    # clock measures the call, not the wait for a worker, the transfer or the loading.
+    assert pool.map(_cases.seconds_of, [_cases.SlowToLoad(2.0)], timeout=1.0) == [2.0]
+
+
+def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() -> None:
+    backend = DaskBackend(1)
+    backend._client = SimpleNamespace(status="running")
+    job = Job(_cases.square)
+    job.feed([(3,)], last=True)
+    batch = job.next_batch()
+    assert batch is not None
+    for status in ("lost", "pending", "cancelled"):  # lost, lost while fetched, dropped
+        backend._settle(_Task(batch, SimpleNamespace(status=status, key="k"), None))
+        assert backend._broken is None and job.in_flight == 0 and not job.done_or_failed()
+        assert job.next_batch() is batch
+    backend._client = None
+    backend.terminate()
 
 
 def test_closing_an_imap_early_cancels_its_tasks(pool: Any) -> None:

@@ -14,14 +14,19 @@
                                   done futures (callback -> queue) <--- (values bytes, error
                                   job.batch_done / batch_failed /        payloads, seconds)
                                     batch_lost (KilledWorker)
-                                  deadlines: TaskTimeoutError, cancel
+                                  "started" events  <----------------   (a timed batch logs
+                                  deadlines: TaskTimeoutError, cancel     one as it starts)
                                   cancelled jobs: cancel their futures
                                   scheduler gone: ClusterError for all
 
 Items are batched by the job (adaptive chunks), so one Dask task carries many items.
 Dask reschedules the tasks of a worker that dies; a task that keeps killing its
 workers comes back as ``KilledWorker`` and fails as :class:`WorkerCrashedError`.
-Dask cannot stop a running task: a batch past its ``timeout=`` fails at once with
+A result lost with its worker before we fetched it, or a task the cluster dropped (its
+scattered input lost), is sent again: the pool breaks only when the scheduler is gone.
+A timed batch's clock starts when the worker says it started running it (a Dask event),
+so waiting for a worker, transfers and a fresh worker's imports do not count. Dask
+cannot stop a running task: a batch past its ``timeout=`` fails at once with
 :class:`TaskTimeoutError` and its future is cancelled, but its worker thread runs on
 until the function returns.
 
@@ -55,6 +60,7 @@ INLINE_BYTES = 64 * 1024  # larger functions or arguments are scattered, not inl
 HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work runs
 RPC_SECONDS = 10.0  # bound on one round trip to the scheduler or a worker
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
+START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
 INSTALL_HINT = 'ParallelPool runs on Dask distributed, which is not installed: pip install "pathos[dask]"'
 
 
@@ -78,14 +84,29 @@ def scheduler_address(server: str) -> str:
 
 
 class _Task:
-    """One batch running on the cluster as one Dask future."""
+    """One batch running on the cluster as one Dask future.
 
-    __slots__ = ("batch", "deadline", "future")
+    A timed batch's ``deadline`` is first a bound on starting at all (``started`` is
+    False); each "started" event from a worker moves it to that start plus the timeout.
+    """
+
+    __slots__ = ("batch", "deadline", "future", "started")
 
     def __init__(self, batch: Batch, future: Any, deadline: float | None) -> None:
         self.batch = batch
         self.future = future
         self.deadline = deadline
+        self.started = False
+
+
+class _Started:
+    """An event on the queue: the worker started running the task ``key`` at ``at``."""
+
+    __slots__ = ("at", "key")
+
+    def __init__(self, key: str, at: float) -> None:
+        self.key = key
+        self.at = at
 
 
 class DaskBackend(Backend):
@@ -105,7 +126,7 @@ class DaskBackend(Backend):
         self._strict = strict
         self._queue = JobQueue()
         self._lock = threading.Lock()
-        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()  # done futures; None wakes
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()  # futures, _Started; None wakes
         self._client: Any = None
         self._cluster: Any = None  # our local cluster, if we started one
         self._address: str | None = None
@@ -188,6 +209,15 @@ class DaskBackend(Backend):
                 client = distributed.Client(self._cluster, set_as_default=False, timeout=CONNECT_SECONDS)
             self._client = client
             self._address = client.scheduler.address
+            client.subscribe_topic(self._topic, self._on_started)
+
+    @property
+    def _topic(self) -> str:
+        return f"pathos-started-{self._token}"
+
+    def _on_started(self, event: tuple[float, Any]) -> None:
+        """Runs in the client's event loop: pass the "started" event to the manager."""
+        self._events.put(_Started(str(event[1]), time.monotonic()))
 
     def _connect_servers(self, distributed: Any) -> Any:
         for i, server in enumerate(self._servers):
@@ -270,7 +300,9 @@ class DaskBackend(Backend):
             return
         done = []
         while True:
-            if event is not None:
+            if isinstance(event, _Started):
+                self._start_clock(event)
+            elif event is not None:
                 done.append(event)
             try:
                 event = self._events.get_nowait()
@@ -280,6 +312,13 @@ class DaskBackend(Backend):
             task = self._running.pop(future.key, None)
             if task is not None:  # None: settled already (timed out, cancelled)
                 self._settle(task)
+
+    def _start_clock(self, event: _Started) -> None:
+        task = self._running.get(event.key)
+        timeout = None if task is None else task.batch.job.timeout
+        if task is not None and timeout is not None:  # again if Dask reruns it after a crash
+            task.started = True
+            task.deadline = event.at + timeout
 
     # -- sending ------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -311,8 +350,10 @@ class DaskBackend(Backend):
         client = self._client
         if len(items) > INLINE_BYTES:
             items = client.scatter(items, hash=False)
-        future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, key=f"pathos-{uuid.uuid4().hex}")
-        deadline = None if job.timeout is None else time.monotonic() + job.timeout
+        key = f"pathos-{uuid.uuid4().hex}"
+        started = None if job.timeout is None else (self._topic, key)
+        future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, started, key=key)
+        deadline = None if job.timeout is None else time.monotonic() + job.timeout + START_SECONDS
         self._running[future.key] = _Task(batch, future, deadline)
         future.add_done_callback(self._events.put)
 
@@ -340,15 +381,25 @@ class DaskBackend(Backend):
             try:
                 reply = future.result(timeout=RPC_SECONDS)
             except Exception as exc:
-                self._lost(f"the result of {_items(batch)} could not be fetched ({type(exc).__name__}: {exc})")
-                batch.job.batch_unstarted(batch)
+                if future.status == "finished":  # the result is there, but we cannot get it
+                    self._lost(f"the result of {_items(batch)} could not be fetched ({type(exc).__name__}: {exc})")
+                self._again(batch)  # else it was lost with its worker while we asked
                 return
             self._done(batch, *reply)
         elif status == "error":
             self._errored(batch, future)
-        else:  # cancelled, and not by us: the cluster dropped it
-            self._lost(f"Dask cancelled {_items(batch)} ({status})")
-            batch.job.batch_unstarted(batch)
+        else:  # "lost": its result died with its worker; "cancelled" (not by us): dropped
+            self._again(batch)
+
+    def _again(self, batch: Batch) -> None:
+        """Send ``batch`` again (its future is dropped); a dead scheduler breaks the pool."""
+        client = self._client
+        if client is None or client.status not in ("running", "newly-created"):
+            self._lost(f"the client's connection is {None if client is None else client.status}")
+        entry = self._functions.get(batch.job.key)
+        if entry is not None and not isinstance(entry[1], bytes):
+            del self._functions[batch.job.key]  # a scattered function may be lost too: scatter again
+        batch.job.batch_unstarted(batch)
 
     def _done(self, batch: Batch, values: bytes, errors: list[Any], seconds: float) -> None:
         self._stats["tasks"] += 1
@@ -395,7 +446,7 @@ class DaskBackend(Backend):
             elif task.deadline is not None and now >= task.deadline:
                 cancel.append(self._running.pop(key))
                 self._stats["timeouts"] += 1
-                job.batch_failed(task.batch, _timeout_error(task.batch))
+                job.batch_failed(task.batch, _timeout_error(task.batch, task.started))
         if cancel:
             self._client.cancel([t.future for t in cancel], force=True)
         self._forget_finished()
@@ -523,14 +574,19 @@ def _fail_whole(batch: Batch, error: BaseException) -> None:
         batch.job.batch_failed(batch, error)
 
 
-def _timeout_error(batch: Batch) -> TaskTimeoutError:
-    timeout = batch.job.timeout
-    return TaskTimeoutError(
-        f"{_items(batch)} ran longer than the timeout of {timeout:g} s; Dask cannot stop a running "
-        "task, so its worker thread runs on until the function returns",
-        task=batch.start,
-        timeout=timeout,
-    )
+def _timeout_error(batch: Batch, started: bool) -> TaskTimeoutError:
+    timeout = float(batch.job.timeout or 0.0)  # set: only timed batches have deadlines
+    if not started:
+        message = (
+            f"{_items(batch)} did not start within {timeout + START_SECONDS:g} s (its timeout of {timeout:g} s "
+            f"plus {START_SECONDS:g} s to reach a worker); the cluster's workers are busy or gone"
+        )
+    else:
+        message = (
+            f"{_items(batch)} ran longer than the timeout of {timeout:g} s; Dask cannot stop a running "
+            "task, so its worker thread runs on until the function returns"
+        )
+    return TaskTimeoutError(message, task=batch.start, timeout=timeout)
 
 
 def _items(batch: Batch) -> str:
