@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 import warnings
 from collections import deque
@@ -17,6 +19,35 @@ __all__ = ["WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
 
+_forking = threading.local()  # .worker is True while this thread forks a worker
+_abandoned: list[Any] = []  # the stdin objects forked workers inherited, never touched again
+
+
+def _fresh_stdin() -> None:
+    """In a worker just forked: give it a stdin that no other thread holds.
+
+    The parent has other threads, and one of them may be blocked reading ``sys.stdin``
+    at the moment of the fork (``pathos map`` reads its input in the main thread while
+    the manager thread forks workers), holding the lock of its buffer. That thread does
+    not exist in the child, so the lock is never released there, and ``multiprocessing``
+    closes ``sys.stdin`` before any of our code runs: the worker blocked forever, before
+    even starting its parent-death watchdog. So the child gets /dev/null (which
+    ``multiprocessing`` gives it anyway) as a new object; the inherited one is kept
+    referenced, as closing or collecting it would take the lock.
+    """
+    _abandoned.append(sys.stdin)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+
+
+def _after_fork_in_child() -> None:
+    if getattr(_forking, "worker", False):
+        _forking.worker = False  # a pool made inside the worker forks its own
+        _fresh_stdin()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class WorkerProcess:
     """A live worker and the batches sent to it, oldest (running) first."""
@@ -25,10 +56,15 @@ class WorkerProcess:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False)
         with warnings.catch_warnings():
-            # Python 3.12+ warns about fork() in a process with threads; our workers
-            # never touch the parent's locks before they start their own loop.
+            # Python 3.12+ warns about fork() in a process with threads. Before its own
+            # loop starts, a worker touches one lock another thread may hold: that of
+            # sys.stdin, which multiprocessing closes; _fresh_stdin() takes care of it.
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.process.start()
+            _forking.worker = True
+            try:
+                self.process.start()
+            finally:
+                _forking.worker = False
         child_conn.close()
         self.conn: Connection = parent_conn
         self.fd: int = parent_conn.fileno()
