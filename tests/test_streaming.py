@@ -47,27 +47,44 @@ def test_workers_forked_while_a_thread_reads_stdin_start(monkeypatch: pytest.Mon
         pool.clear()
 
 
-STREAM_THEN_DIE = """
-    import itertools, multiprocessing, os, sys
+DIE_WHILE_WORKERS_RUN = """
+    import itertools, multiprocessing, os, sys, time
     from pathos.pools import ProcessPool
 
     def f(n, x):
         return n, x.upper()
 
+    def hog(n):
+        return sum(range(n))  # one C call, which keeps the GIL for hours
+
     pool = ProcessPool(2, id="orphans")
-    results = pool.imap(f, itertools.count(1), (line[:-1] for line in sys.stdin))
-    assert next(results) == (1, "A")
-    print(*(p.pid for p in multiprocessing.active_children()), flush=True)
+    if sys.argv[1] == "streaming":  # workers idle, waiting for the next batch
+        results = pool.imap(f, itertools.count(1), (line[:-1] for line in sys.stdin))
+        assert next(results) == (1, "A")
+    else:  # a worker whose watchdog thread never gets the GIL
+        pool.amap(hog, [10**13])
+        time.sleep(0.5)
+    with open(sys.argv[2], "w") as out:
+        out.write(" ".join(str(p.pid) for p in multiprocessing.active_children()))
     os._exit(1)  # as faulthandler's exit=True does: no atexit hook, no cleanup
 """
 
 
-def test_workers_exit_when_the_parent_dies_abruptly() -> None:
+@pytest.mark.parametrize("doing", ["streaming", "holding-the-gil"])
+def test_workers_exit_when_the_parent_dies_abruptly(doing: str, tmp_path: Any) -> None:
     psutil = pytest.importorskip("psutil")
-    code = textwrap.dedent(STREAM_THEN_DIE)
-    done = subprocess.run([sys.executable, "-c", code], input="a\n" * 1000, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1, done.stderr
-    pids = [int(p) for p in done.stdout.split()]
+    code = textwrap.dedent(DIE_WHILE_WORKERS_RUN)
+    pid_file = tmp_path / "workers"
+    # No pipe for its output: a surviving worker would hold it open and stall us.
+    done = subprocess.run(
+        [sys.executable, "-c", code, doing, str(pid_file)],
+        input=b"a\n" * 1000,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    pids = [int(p) for p in pid_file.read_text().split()]
     assert len(pids) == 2
     deadline = time.monotonic() + WAIT
     alive: list[Any] = pids

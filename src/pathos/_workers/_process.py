@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -10,7 +11,7 @@ import time
 import warnings
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Callable
 
 from .._job import Batch
 from ._main import run_worker
@@ -19,7 +20,8 @@ __all__ = ["WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
 
-_forking = threading.local()  # .worker is True while this thread forks a worker
+_forking = threading.local()  # .parent is our pid while this thread forks a worker
+_PR_SET_PDEATHSIG = 1
 _abandoned: list[Any] = []  # the stdin objects forked workers inherited, never touched again
 
 
@@ -39,9 +41,42 @@ def _fresh_stdin() -> None:
     sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl(2)``, looked up in the parent (never imported in a fresh child)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - an unusual libc
+        return None
+    return prctl
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the thread that forked it ends.
+
+    The watchdog thread of ``run_worker`` needs the GIL to act, which a task inside one
+    long C call (``sum(range(10**12))``) never gives up, and it starts only once
+    ``multiprocessing``'s bootstrap is done; the kernel needs neither. The thread that
+    forks the workers is the pool's manager thread, which stops every worker before it
+    ends, or the whole parent process, which dies with it.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the call above
+        os._exit(1)
+
+
 def _after_fork_in_child() -> None:
-    if getattr(_forking, "worker", False):
-        _forking.worker = False  # a pool made inside the worker forks its own
+    parent = getattr(_forking, "parent", None)
+    if parent is not None:
+        _forking.parent = None  # a pool made inside the worker forks its own
+        _die_with_parent(parent)
         _fresh_stdin()
 
 
@@ -58,13 +93,15 @@ class WorkerProcess:
         with warnings.catch_warnings():
             # Python 3.12+ warns about fork() in a process with threads. Before its own
             # loop starts, a worker touches one lock another thread may hold: that of
-            # sys.stdin, which multiprocessing closes; _fresh_stdin() takes care of it.
+            # sys.stdin, which multiprocessing closes; _fresh_stdin() takes care of it,
+            # and _die_with_parent() of a parent that dies.
             warnings.simplefilter("ignore", DeprecationWarning)
-            _forking.worker = True
+            _prctl()
+            _forking.parent = os.getpid()
             try:
                 self.process.start()
             finally:
-                _forking.worker = False
+                _forking.parent = None
         child_conn.close()
         self.conn: Connection = parent_conn
         self.fd: int = parent_conn.fileno()
