@@ -115,3 +115,22 @@ def test_buffer_writer_round_trip() -> None:
     assert len(writer.names) == 1 and len(data) < 1000
     back = pickle.loads(data, buffers=_shm.load_buffers(writer.names))
     assert back.sum() == 200_000.0 and not ours()
+
+
+def test_files_of_a_killed_process_are_removed_by_the_next_pool() -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=30)
+    path = os.path.join(_shm.SHM_DIR, f"pathos-{gone.pid}-p-0")
+    with open(path, "wb") as f:
+        f.write(b"left behind")
+    pool = make_pool("process", nodes=1)
+    try:
+        assert pool.map(abs, [-1]) == [1]
+        assert not os.path.exists(path)
+    finally:
+        pool.clear()
+        if os.path.exists(path):
+            os.unlink(path)

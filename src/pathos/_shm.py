@@ -17,7 +17,8 @@ runs several times faster than making new ones. A worker maps a segment for the 
 of one batch only; if the user's function kept a reference to an argument (the mapping
 cannot be closed), the worker says so and the parent retires that segment instead of
 reusing it, so no kept array is ever overwritten. Free segments are unlinked when the
-pool goes idle, when it shuts down, and, should the parent be killed, by its workers.
+pool goes idle, when it shuts down, and, should the parent be killed, by its workers or
+by the next process pool started on the machine (:func:`discard_orphans`).
 
 Where ``/dev/shm`` is missing (macOS, Windows), buffers stay in the pickle stream.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "SegmentPool",
     "available",
     "discard",
+    "discard_orphans",
     "discard_prefix",
     "load_buffers",
     "map_segments",
@@ -115,6 +117,30 @@ def discard(names: list[str]) -> None:
             os.unlink(os.path.join(SHM_DIR, name))
         except FileNotFoundError:
             pass
+
+
+def discard_orphans() -> None:
+    """Unlink the files of pathos processes that no longer exist (one killed by SIGKILL
+    could not clean up, and its workers may have been killed with it)."""
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if n.startswith("pathos-")]
+    except OSError:
+        return
+    dead: dict[str, bool] = {}
+    for name in names:
+        owner = name.split("-")[1]
+        if owner.isdigit() and dead.setdefault(owner, not _alive(int(owner))):
+            discard([name])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but is not ours to signal
+        return True
+    return True
 
 
 def discard_prefix(prefix: str) -> None:

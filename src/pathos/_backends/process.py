@@ -102,6 +102,8 @@ class ProcessBackend(Backend):
         self._setup = dumps(setup, what="initializer")
         self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
         self._segments = _shm.SegmentPool(self._shm_prefix) if self._shm_prefix else None
+        if self._segments is not None:
+            _shm.discard_orphans()
         self._idle_since: float | None = None
         self._maxtasks = maxtasksperchild
         self._queue = JobQueue()

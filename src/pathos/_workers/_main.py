@@ -64,7 +64,11 @@ def error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
 
 
 def _watch_parent(owner: int) -> None:
-    """Exit at once if the parent process dies, so no worker is ever orphaned."""
+    """Exit at once if the parent process dies, so no worker is ever orphaned.
+
+    On Linux a forked worker is also killed by the kernel (see
+    ``_process._die_with_parent``), which works even while a task keeps the GIL.
+    """
     from multiprocessing import process
     from multiprocessing.connection import wait
 

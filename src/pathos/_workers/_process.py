@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import sys
+import threading
 import time
 import warnings
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Callable
 
 from .._job import Batch
 from ._main import run_worker
@@ -16,6 +19,69 @@ from ._main import run_worker
 __all__ = ["WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
+
+_forking = threading.local()  # .parent is our pid while this thread forks a worker
+_PR_SET_PDEATHSIG = 1
+_abandoned: list[Any] = []  # the stdin objects forked workers inherited, never touched again
+
+
+def _fresh_stdin() -> None:
+    """In a worker just forked: give it a stdin that no other thread holds.
+
+    The parent has other threads, and one of them may be blocked reading ``sys.stdin``
+    at the moment of the fork (``pathos map`` reads its input in the main thread while
+    the manager thread forks workers), holding the lock of its buffer. That thread does
+    not exist in the child, so the lock is never released there, and ``multiprocessing``
+    closes ``sys.stdin`` before any of our code runs: the worker blocked forever, before
+    even starting its parent-death watchdog. So the child gets /dev/null (which
+    ``multiprocessing`` gives it anyway) as a new object; the inherited one is kept
+    referenced, as closing or collecting it would take the lock.
+    """
+    _abandoned.append(sys.stdin)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl(2)``, looked up in the parent (never imported in a fresh child)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - an unusual libc
+        return None
+    return prctl
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the thread that forked it ends.
+
+    The watchdog thread of ``run_worker`` needs the GIL to act, which a task inside one
+    long C call (``sum(range(10**12))``) never gives up, and it starts only once
+    ``multiprocessing``'s bootstrap is done; the kernel needs neither. The thread that
+    forks the workers is the pool's manager thread, which stops every worker before it
+    ends, or the whole parent process, which dies with it.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the call above
+        os._exit(1)
+
+
+def _after_fork_in_child() -> None:
+    parent = getattr(_forking, "parent", None)
+    if parent is not None:
+        _forking.parent = None  # a pool made inside the worker forks its own
+        _die_with_parent(parent)
+        _fresh_stdin()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WorkerProcess:
@@ -25,10 +91,17 @@ class WorkerProcess:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False)
         with warnings.catch_warnings():
-            # Python 3.12+ warns about fork() in a process with threads; our workers
-            # never touch the parent's locks before they start their own loop.
+            # Python 3.12+ warns about fork() in a process with threads. Before its own
+            # loop starts, a worker touches one lock another thread may hold: that of
+            # sys.stdin, which multiprocessing closes; _fresh_stdin() takes care of it,
+            # and _die_with_parent() of a parent that dies.
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.process.start()
+            _prctl()
+            _forking.parent = os.getpid()
+            try:
+                self.process.start()
+            finally:
+                _forking.parent = None
         child_conn.close()
         self.conn: Connection = parent_conn
         self.fd: int = parent_conn.fileno()
