@@ -105,6 +105,7 @@ class AsyncResult:
         return True
 
     def cancelled(self) -> bool:
+        """True if the call was cancelled (by :meth:`cancel`, or by the pool stopping)."""
         return self._job.cancelled
 
     def __repr__(self) -> str:

@@ -56,6 +56,15 @@ def available() -> bool:
     return os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
 
 
+def _large_view(buffer: pickle.PickleBuffer) -> memoryview | None:
+    """The buffer's bytes if it is worth moving out of band (contiguous and large)."""
+    try:
+        view = buffer.raw()
+    except BufferError:  # not contiguous: let pickle copy it in-band
+        return None
+    return view if view.nbytes >= THRESHOLD else None
+
+
 class BufferWriter:
     """A pickle ``buffer_callback`` that moves large buffers into shared-memory files.
 
@@ -68,11 +77,8 @@ class BufferWriter:
         self.names: list[str] = []
 
     def __call__(self, buffer: pickle.PickleBuffer) -> bool:
-        try:
-            view = buffer.raw()
-        except BufferError:  # not contiguous: let pickle copy it in-band
-            return True
-        if view.nbytes < THRESHOLD:
+        view = _large_view(buffer)
+        if view is None:
             return True
         name = f"{self.prefix}-{next(_counter)}"
         fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
@@ -245,11 +251,8 @@ class SegmentWriter:
         self.segments: list[Segment] = []
 
     def __call__(self, buffer: pickle.PickleBuffer) -> bool:
-        try:
-            view = buffer.raw()
-        except BufferError:  # not contiguous: let pickle copy it in-band
-            return True
-        if view.nbytes < THRESHOLD:
+        view = _large_view(buffer)
+        if view is None:
             return True
         self.segments.append(self.pool.put(view))
         return False

@@ -53,15 +53,19 @@ class _StdPool:
         self._pool: WorkerPool = self._kind(processes, **options)
 
     def map(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
+        """``[func(x) for x in iterable]``, computed in the workers."""
         return self._pool.map(func, iterable, chunksize=chunksize)
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
+        """``[func(*args) for args in iterable]``, computed in the workers."""
         return self._pool.map(functools.partial(_star, func), iterable, chunksize=chunksize)
 
     def imap(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1) -> ResultIterator:
+        """A lazy iterator of ``func(x)``, in input order."""
         return self._pool.imap(func, iterable, chunksize=chunksize)
 
     def imap_unordered(self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1) -> ResultIterator:
+        """A lazy iterator of ``func(x)``, in the order they finish."""
         return self._pool.uimap(func, iterable, chunksize=chunksize)
 
     def map_async(
@@ -72,6 +76,7 @@ class _StdPool:
         callback: Callable[[Any], Any] | None = None,
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
+        """``map`` without waiting: an :class:`~pathos.AsyncResult`; callbacks run when it is done."""
         return _with_callbacks(self._pool.amap(func, iterable, chunksize=chunksize), callback, error_callback)
 
     def starmap_async(
@@ -82,10 +87,12 @@ class _StdPool:
         callback: Callable[[Any], Any] | None = None,
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
+        """``starmap`` without waiting: an :class:`~pathos.AsyncResult`; callbacks run when it is done."""
         star = functools.partial(_star, func)
         return _with_callbacks(self._pool.amap(star, iterable, chunksize=chunksize), callback, error_callback)
 
     def apply(self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None) -> Any:
+        """``func(*args, **kwds)``, run in a worker."""
         return self._pool.pipe(func, *args, **(kwds or {}))
 
     def apply_async(
@@ -96,15 +103,19 @@ class _StdPool:
         callback: Callable[[Any], Any] | None = None,
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
+        """``apply`` without waiting: an :class:`~pathos.AsyncResult`; callbacks run when it is done."""
         return _with_callbacks(self._pool.apipe(func, *args, **(kwds or {})), callback, error_callback)
 
     def close(self) -> None:
+        """Accept no more work; the workers exit once the queued work is done."""
         self._pool.close()
 
     def join(self) -> None:
+        """Wait for the workers to exit (after :meth:`close` or :meth:`terminate`)."""
         self._pool.join()
 
     def terminate(self) -> None:
+        """Stop the workers now; unfinished work fails with ``PoolClosedError``."""
         self._pool.terminate()
 
     def __enter__(self) -> Any:
