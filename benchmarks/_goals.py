@@ -49,14 +49,16 @@ WHY = {
     "lambda_pathos": "as for tiny tasks: with large default chunks pathos 0.3.5 pays dill once per chunk, not per item",
     "chunk1": "each task is one message each way through a pipe plus a wake-up of a worker and of the caller; "
     "multiprocessing.Pool pays the same round trip (its figure in the same run is the floor to compare with)",
-    "args_pathos": "each array is copied once into fresh /dev/shm pages: the page faults cost about twice the copy, "
-    "and that single copy bounds the gap to a pipe-based peer near 5-10x; reusing shm buffers would lift it",
+    "args_pathos": "each round starts a fresh pool, so the first arrays in flight are copied into new /dev/shm "
+    "pages (filling a reused segment is about 4x cheaper); that one copy per array bounds the gap to a "
+    "pipe-based peer",
     "results_pathos": "the worker copies each result into fresh /dev/shm pages (page faults + copy) before the caller "
     "maps it; that single copy bounds the gap to a pipe-based peer",
     "args_joblib": "joblib also memory-maps large arguments through files in /dev/shm, so both pay about one "
     "copy of each array into fresh pages",
     "results_joblib": "joblib pickles results back through a pipe; our one copy into fresh shm pages is the floor",
-    "start_mp": "forking the workers and the first round trip dominate; our result thread starts on first use",
+    "start_mp": "forking the workers, starting the pool's manager thread and the first round trip dominate; "
+    "a few milliseconds either way, within this shared machine's spread",
 }
 
 

@@ -117,20 +117,20 @@ def test_buffer_writer_round_trip() -> None:
     assert back.sum() == 200_000.0 and not ours()
 
 
-def test_files_of_a_killed_process_are_removed_by_the_next_pool() -> None:
+def test_files_of_a_killed_process_are_removed() -> None:
+    """What the first process pool of a process does: a dead owner's files go, a live one's stay."""
     import subprocess
     import sys
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(timeout=30)
-    path = os.path.join(_shm.SHM_DIR, f"pathos-{gone.pid}-p-0")
-    with open(path, "wb") as f:
-        f.write(b"left behind")
-    pool = make_pool("process", nodes=1)
+    dead = os.path.join(_shm.SHM_DIR, f"pathos-{gone.pid}-p-0")
+    alive = os.path.join(_shm.SHM_DIR, f"pathos-{os.getpid()}-p-test")
     try:
-        assert pool.map(abs, [-1]) == [1]
-        assert not os.path.exists(path)
+        for path in (dead, alive):
+            with open(path, "wb") as f:
+                f.write(b"left behind")
+        _shm.discard_orphans()
+        assert not os.path.exists(dead) and os.path.exists(alive)
     finally:
-        pool.clear()
-        if os.path.exists(path):
-            os.unlink(path)
+        _shm.discard([os.path.basename(dead), os.path.basename(alive)])

@@ -29,6 +29,7 @@ import itertools
 import mmap
 import os
 import pickle
+import threading
 from typing import Any
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "available",
     "discard",
     "discard_orphans",
+    "discard_orphans_once",
     "discard_prefix",
     "load_buffers",
     "map_segments",
@@ -137,6 +139,16 @@ def discard_orphans() -> None:
         owner = name.split("-")[1]
         if owner.isdigit() and dead.setdefault(owner, not _alive(int(owner))):
             discard([name])
+
+
+_orphans_checked = threading.Lock()
+
+
+def discard_orphans_once() -> None:
+    """:func:`discard_orphans`, the first time a process calls it (a crowded ``/dev/shm``
+    takes milliseconds to list)."""
+    if _orphans_checked.acquire(blocking=False):
+        discard_orphans()
 
 
 def _alive(pid: int) -> bool:

@@ -102,8 +102,6 @@ class ProcessBackend(Backend):
         self._setup = dumps(setup, what="initializer")
         self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
         self._segments = _shm.SegmentPool(self._shm_prefix) if self._shm_prefix else None
-        if self._segments is not None:
-            _shm.discard_orphans()
         self._idle_since: float | None = None
         self._maxtasks = maxtasksperchild
         self._queue = JobQueue()
@@ -186,6 +184,8 @@ class ProcessBackend(Backend):
     # -- the manager thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
+            if self._step() and self._segments is not None:
+                _shm.discard_orphans_once()  # after the first workers are on their way
             while self._step():
                 pass
         except BaseException as exc:  # a bug here must fail the calls, never hang them

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
@@ -41,18 +40,23 @@ def _fresh_stdin() -> None:
     sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
 
 
-@functools.cache
-def _prctl() -> Callable[..., int] | None:
-    """Linux's ``prctl(2)``, looked up in the parent (never imported in a fresh child)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
+_prctl_cache: list[Callable[..., int] | None] = []
 
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # pragma: no cover - an unusual libc
-        return None
-    return prctl
+
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl(2)``, looked up once, in the parent before it forks (importing
+    ctypes in every new worker would add milliseconds to its start)."""
+    if not _prctl_cache:
+        prctl: Callable[..., int] | None = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):  # pragma: no cover - an unusual libc
+                prctl = None
+        _prctl_cache.append(prctl)
+    return _prctl_cache[0]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -88,6 +92,7 @@ class WorkerProcess:
     """A live worker and the batches sent to it, oldest (running) first."""
 
     def __init__(self, ctx: Any, setup: bytes) -> None:
+        _prctl()  # looked up here, so that a forked child finds it ready
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False)
         with warnings.catch_warnings():
