@@ -212,6 +212,10 @@ class Job:
             self.in_flight += 1
             return batch
 
+    def waiting(self) -> int:
+        """Items read from the input but not yet put in a batch (a snapshot)."""
+        return len(self._pending) - self._pos + len(self._retry)
+
     def has_work(self) -> bool:
         return (self._pos < len(self._pending) or bool(self._retry)) and not self.done_or_failed()
 

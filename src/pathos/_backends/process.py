@@ -53,6 +53,7 @@ __all__ = ["ProcessBackend", "rebuild_error"]
 
 SMALL_MESSAGE = 8 * 1024  # at most this many bytes may wait in a busy worker's pipe
 PREFETCH = 8  # batches queued per worker when its batches are quick
+STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty of work is left
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
 
@@ -382,7 +383,7 @@ class ProcessBackend(Backend):
             return
         while True:
             if self._held is None:
-                if self._pick(small=True, quick=True) is None:
+                if self._pick(PREFETCH) is None:
                     return
                 batch = self._queue.pull()
                 if batch is None:
@@ -392,20 +393,34 @@ class ProcessBackend(Backend):
                     continue
                 self._held = (batch, payload)
             batch, payload = self._held
-            worker = self._pick(small=len(payload) <= SMALL_MESSAGE, quick=batch.job.is_quick(len(batch.items)))
+            worker = self._pick(self._depth(batch, len(payload)))
             if worker is None:
                 return
             self._held = None
             self._send(worker, batch, payload)
 
-    def _pick(self, *, small: bool, quick: bool) -> WorkerProcess | None:
-        """The least busy worker that may take a batch now, if any.
+    def _depth(self, batch: Batch, size: int) -> int:
+        """How many batches a worker may hold when this one is sent to it.
 
-        A busy worker is only sent a batch that is small (its pipe cannot fill up) and
-        quick (its job's items are measured to be fast), so slow work is never queued
-        behind slow work while another worker is idle.
+        Only a small message (a pipe cannot fill up) waits in a busy worker. Quick
+        batches queue deep, so a worker never waits for the next one. Moderate ones
+        (under ``STEADY_BATCH_SECONDS``) queue one deep while the job has at least a batch
+        per worker still waiting, which hides the round trip to the parent (on a busy
+        machine, milliseconds before its manager thread runs) without leaving slow work
+        queued behind slow work at the end of a call, when another worker could take it.
         """
-        prefetch = PREFETCH if (small and quick) else 1
+        if size > SMALL_MESSAGE:
+            return 1
+        job, n = batch.job, len(batch.items)
+        if job.is_quick(n):
+            return PREFETCH
+        if job.is_quick(n, STEADY_BATCH_SECONDS) and job.waiting() >= n * self.nodes:
+            return 2
+        return 1
+
+    def _pick(self, depth: int) -> WorkerProcess | None:
+        """The least busy worker holding fewer than ``depth`` batches, if any."""
+        prefetch = depth
         best: WorkerProcess | None = None
         for w in self._workers:
             if w.retiring or w.stopping:
