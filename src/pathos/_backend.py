@@ -13,6 +13,7 @@ Backends: ``serial`` (inline), ``thread``, ``process`` (our engine) and ``dask``
 from __future__ import annotations
 
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
@@ -82,6 +83,9 @@ class Backend(ABC):
     def __init__(self, nodes: int) -> None:
         self.nodes = nodes
         self.state = RUN
+        # Seconds per item that the last call of each function measured: the next call
+        # of the same function starts with batches of the right size at once.
+        self._timings: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def submit(self, job: Job) -> None:
         """Start pulling batches from ``job``.
@@ -91,7 +95,25 @@ class Backend(ABC):
         """
         if self.state != RUN:
             raise closed_error(self.state)
+        self._recall_timing(job)
         job.attach(self)
+
+    def _recall_timing(self, job: Job) -> None:
+        try:
+            seconds = self._timings.get(job.fn)
+        except TypeError:  # a callable that is unhashable or takes no weak reference
+            return
+        if seconds is not None:
+            job.seed_timing(seconds)
+        job.add_done_callback(self._learn_timing)
+
+    def _learn_timing(self, job: Job) -> None:
+        seconds = job.item_seconds()
+        if seconds is not None:
+            try:
+                self._timings[job.fn] = seconds
+            except TypeError:
+                pass
 
     @abstractmethod
     def notify(self, job: Job) -> None:

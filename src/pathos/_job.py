@@ -212,6 +212,18 @@ class Job:
             self.in_flight += 1
             return batch
 
+    def seed_timing(self, seconds: float) -> None:
+        """Start from a previous call's seconds per item, worth one measured item, so
+        the first real measurement soon outweighs it."""
+        with self.lock:
+            if not self._items_timed:
+                self._item_seconds, self._items_timed = seconds, 1
+
+    def item_seconds(self) -> float | None:
+        """Measured seconds per item, if any item was measured."""
+        with self.lock:
+            return self._item_seconds / self._items_timed if self._items_timed else None
+
     def waiting(self) -> int:
         """Items read from the input but not yet put in a batch (a snapshot)."""
         return len(self._pending) - self._pos + len(self._retry)
