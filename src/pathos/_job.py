@@ -13,7 +13,8 @@
 The backend *pulls* batches when it has room, so input is read no faster than workers
 consume it, and chunk sizes adapt to measured task durations: the first batches hold one
 item each; later ones aim at ``TARGET_BATCH_SECONDS`` of work, but never more than an
-even share of what is left, so load stays balanced.
+even share of what is left (nor less than ``MIN_BATCH_SECONDS`` of work), so load stays
+balanced.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ["Batch", "Job", "Notifier"]
 
 TARGET_BATCH_SECONDS = 0.02
 QUICK_BATCH_SECONDS = 0.002  # batches this short may be queued behind each other
+MIN_BATCH_SECONDS = 0.001  # the smallest batch worth sending, in measured work
 _keys = itertools.count(1)
 _CANCELLED = PoolClosedError("the call was cancelled before this item ran")
 
@@ -251,7 +253,10 @@ class Job:
         if self.chunksize or size == 1:
             return size
         share = math.ceil((len(self._pending) - self._pos) / (2 * self.nodes))
-        return max(1, min(size, share))
+        # Never below about MIN_BATCH_SECONDS of work: the tail of a call does not
+        # dwindle into batches that cost more to send than to run.
+        floor = max(1, size * MIN_BATCH_SECONDS // TARGET_BATCH_SECONDS)
+        return max(1, min(size, max(share, int(floor))))
 
     # -- outcomes ------------------------------------------------------------------
     def batch_done(
