@@ -227,8 +227,9 @@ class Job:
             return self._item_seconds / self._items_timed if self._items_timed else None
 
     def waiting(self) -> int:
-        """Items read from the input but not yet put in a batch (a snapshot)."""
-        return len(self._pending) - self._pos + len(self._retry)
+        """Items read from the input but not yet put in a batch, or waiting for a retry (a snapshot)."""
+        with self.lock:
+            return len(self._pending) - self._pos + sum(len(b.items) for b in self._retry)
 
     def has_work(self) -> bool:
         return (self._pos < len(self._pending) or bool(self._retry)) and not self.done_or_failed()

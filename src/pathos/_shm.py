@@ -30,13 +30,14 @@ import mmap
 import os
 import pickle
 import threading
-from typing import Any
+from typing import Any, Collection
 
 __all__ = [
     "THRESHOLD",
     "BufferWriter",
     "Segment",
     "SegmentPool",
+    "SegmentWriter",
     "available",
     "discard",
     "discard_orphans",
@@ -185,7 +186,7 @@ class Segment:
 
 
 class SegmentPool:
-    """The parent's reusable argument segments; also the pickle ``buffer_callback`` maker.
+    """The parent's reusable argument segments, handed out through :meth:`writer`.
 
     Used from one thread (the process backend's manager thread).
 
@@ -234,7 +235,7 @@ class SegmentPool:
         finally:
             os.close(fd)
 
-    def give_back(self, segments: list[Segment], kept: frozenset[str] | set[str] = frozenset()) -> None:
+    def give_back(self, segments: list[Segment], kept: Collection[str] = ()) -> None:
         """Return a settled batch's segments; those a worker still maps (``kept``) are retired."""
         for segment in segments:
             if segment.name in kept or self._free_bytes + segment.capacity > KEEP_BYTES:

@@ -185,10 +185,11 @@ class ProcessBackend(Backend):
     # -- the manager thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
-            if self._step() and self._segments is not None:
+            running = self._step()
+            if running and self._segments is not None:
                 _shm.discard_orphans_once()  # after the first workers are on their way
-            while self._step():
-                pass
+            while running:
+                running = self._step()
         except BaseException as exc:  # a bug here must fail the calls, never hang them
             error = PathosError(f"the pool's manager thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
@@ -420,12 +421,11 @@ class ProcessBackend(Backend):
 
     def _pick(self, depth: int) -> WorkerProcess | None:
         """The least busy worker holding fewer than ``depth`` batches, if any."""
-        prefetch = depth
         best: WorkerProcess | None = None
         for w in self._workers:
             if w.retiring or w.stopping:
                 continue
-            room = prefetch - len(w.outstanding)
+            room = depth - len(w.outstanding)
             if room > 0 and (best is None or len(w.outstanding) < len(best.outstanding)):
                 best = w
         return best
@@ -446,9 +446,7 @@ class ProcessBackend(Backend):
             if writer is not None:
                 batch.segments = writer.segments
             return data
-        except SerializationError as exc:
-            if writer is not None:
-                writer.pool.give_back(writer.segments)
+        except SerializationError as exc:  # dumps() has given back its segments
             if len(batch.items) > 1:
                 job.batch_lost(batch, exc)  # split it, so only the bad item fails
             else:
@@ -550,7 +548,7 @@ class ProcessBackend(Backend):
         """Give a settled batch's argument segments back for reuse (``kept``: still mapped by a worker)."""
         if batch.segments:
             assert self._segments is not None
-            self._segments.give_back(batch.segments, set(kept) if kept else frozenset())
+            self._segments.give_back(batch.segments, kept or ())
             batch.segments = []
 
     @staticmethod
