@@ -2,7 +2,7 @@
 concurrent.futures, loky, joblib and mpire, on the same workloads in one run.
 
     python benchmarks/run.py                  # full run, 2 workers, 5 interleaved rounds (~10 min on 2 cores)
-    python benchmarks/run.py --quick          # smaller sizes, 2 rounds
+    python benchmarks/run.py --quick          # smaller sizes, 2 rounds; writes benchmarks/scratch/
     python benchmarks/run.py --only tiny,cpu --libs ours,multiprocessing
 
 The first run creates ``benchmarks/.venv`` (ours editable, and the peers from
@@ -13,9 +13,12 @@ Rounds are interleaved: for each workload, round 1 of every library, then round 
 every library (the library order rotated by one each round), and so on, so a burst of
 load on this shared machine spreads over all libraries instead of landing on one. Each
 round of each (workload, library) pair runs in a fresh subprocess that starts and warms
-its own pool before the timed part. Results go to ``benchmarks/results/``: ``results.md``
+its own pool before the timed part. A full run (every workload and library, 2 workers,
+full sizes) writes ``benchmarks/results/``, the committed results: ``results.md``
 (medians, ratios, goals with their spread over rounds), ``results.json`` (every round)
-and ``results.png``.
+and ``results.png``. Any other run (``--quick``, ``--only``, ``--libs``, ``--nodes``,
+``--scale``, ``--here``) writes ``benchmarks/scratch/`` (not committed) unless ``--out``
+names a folder, so a quick look never overwrites the committed figures.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import _write  # noqa: E402
 LIBS = ("ours", "pathos035", "multiprocessing", "futures", "loky", "joblib", "mpire")
 WORKLOADS = ("tiny", "lambda", "chunk1", "start", "cpu", "np_args", "np_results", "scaling")
 SCALING_LIBS = ("ours", "multiprocessing")
+RESULTS = HERE / "results"  # committed: written by a full run only, or by --out
+SCRATCH = HERE / "scratch"  # every other run (ignored by git)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,7 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a fifth of the sizes, 2 rounds")
     p.add_argument("--only", default=",".join(WORKLOADS), help=f"workloads, comma separated: {','.join(WORKLOADS)}")
     p.add_argument("--libs", default=",".join(LIBS), help=f"libraries, comma separated: {','.join(LIBS)}")
-    p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"results folder (default: {RESULTS.relative_to(HERE.parent)} for a full run, "
+        f"{SCRATCH.relative_to(HERE.parent)} for any other)",
+    )
     p.add_argument("--scale", type=float, help="multiply every size by this (default 1; 0.2 with --quick)")
     p.add_argument(
         "--budget",
@@ -70,7 +80,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.libs = _choose(args.libs, LIBS, "library")
     if args.nodes < 1 or args.rounds < 1 or args.scale <= 0:
         p.error("--nodes, --rounds and --scale must be positive")
+    args.out = args.out or (RESULTS if is_full_run(args) else SCRATCH)
     return args
+
+
+def is_full_run(args: argparse.Namespace) -> bool:
+    """True for the run whose figures are committed (and quoted in the README): every
+    workload and library, 2 workers, full sizes, the peers' own environment."""
+    everything = args.only == list(WORKLOADS) and args.libs == list(LIBS)
+    return everything and not args.quick and not args.here and args.nodes == 2 and args.scale == 1.0
 
 
 def _choose(text: str, known: tuple[str, ...], what: str) -> list[str]:
@@ -251,6 +269,8 @@ def main(argv: list[str]) -> int:
     meta = _report.machine_meta(args.libs, results, argv, time.time() - started)
     paths = _write.write_all(args.out, meta, params, results)
     print("wrote " + ", ".join(str(p) for p in paths))
+    if args.out == SCRATCH:
+        print(f"(not a full run, so {RESULTS} is untouched; --out {RESULTS} would replace it)")
     return 0
 
 

@@ -2,17 +2,26 @@
 
 For each pool: the time from creating it to its first result, tiny tasks per second
 (``x + 1``, automatic chunks), the per-task overhead at ``chunksize=1``, and the speedup
-of a CPU-bound map over running it serially. A few seconds; ``--quick`` is shorter.
-Figures on a shared machine are noisy: compare the pools with each other.
+of a CPU-bound map over running it serially. Each figure is measured in several rounds,
+interleaved across the pools (round 1 of every pool, then round 2, ...), so a burst of
+load lands on all of them; the table shows each figure's median and its spread
+(min-max over rounds). The machine's load is printed beside it, with a warning when
+other programs compete for the cores, and a speedup that no worker count could give
+is flagged: it means the serial reference was slowed, not that the pool is that fast.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Sizes", "run_bench"]
+__all__ = ["DEFAULT_ROUNDS", "Sizes", "Spread", "machine_load", "run_bench"]
+
+DEFAULT_ROUNDS = 5
+BUSY = 0.5  # a 1-minute load average above this share of the cores, before we start, is "loaded"
 
 
 @dataclass(frozen=True)
@@ -25,8 +34,39 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        """Smaller sizes, for ``--quick`` (about a second)."""
+        """Smaller sizes, for ``--quick`` (about half a second a round)."""
         return cls(tiny=20_000, single=1_000, spin_seconds=0.03)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One figure over rounds: its median, lowest and highest value."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        """The spread of ``values`` (at least one)."""
+        return cls(statistics.median(values), min(values), max(values))
+
+    def format(self, show: Callable[[float], str]) -> str:
+        """``median (low-high)``, each written by ``show``; the median alone when they agree."""
+        median, low, high = show(self.median), show(self.low), show(self.high)
+        return median if low == high else f"{median} ({low}-{high})"
+
+
+def _fixed(digits: int, suffix: str = "") -> Callable[[float], str]:
+    return lambda value: f"{value:.{digits}f}{suffix}"
+
+
+def _count(value: float) -> str:
+    """A rate in a few digits: 950, 12.3k, 4.56M."""
+    for scale, unit in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.0f}"
 
 
 def _inc(x: int) -> int:
@@ -71,33 +111,105 @@ def _measure(pool: Any, sizes: Sizes, loops: int, tasks: int) -> dict[str, float
     }
 
 
-def _pools(nodes: int) -> list[tuple[str, Any]]:
+POOLS = ("serial", "thread", "process")
+
+
+def _pool(name: str, nodes: int) -> Any:
+    """A fresh pool (a round measures its start too)."""
     from .pools import ProcessPool, SerialPool, ThreadPool
 
-    return [
-        ("serial", SerialPool()),
-        ("thread", ThreadPool(nodes, id="pathos-bench")),
-        ("process", ProcessPool(nodes, id="pathos-bench")),
-    ]
+    if name == "serial":
+        return SerialPool()
+    return (ThreadPool if name == "thread" else ProcessPool)(nodes, id="pathos-bench")
 
 
-def run_bench(nodes: int, sizes: Sizes, write: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Measure every pool with ``nodes`` workers; write a table; return its rows."""
+def machine_load() -> tuple[float | None, int]:
+    """The 1-minute load average (None where the OS has none) and the usable cores."""
+    from ._config import cpu_count
+
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        load = None
+    return load, cpu_count()
+
+
+def _rounds(nodes: int, sizes: Sizes, rounds: int, loops: int) -> dict[str, list[dict[str, float]]]:
+    """Every round of every pool, interleaved; the pool order rotates by one each round."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in POOLS}
+    for r in range(rounds):
+        k = r % len(POOLS)
+        for name in POOLS[k:] + POOLS[:k]:
+            with _pool(name, nodes) as pool:
+                runs[name].append(_measure(pool, sizes, loops, 2 * nodes))
+    # A speedup pairs each round with the serial run of the same round.
+    for name in POOLS:
+        for mine, serial in zip(runs[name], runs["serial"]):
+            mine["speedup"] = serial["cpu"] / mine["cpu"]
+    return runs
+
+
+def run_bench(
+    nodes: int, sizes: Sizes, write: Callable[[str], None] = print, *, rounds: int = DEFAULT_ROUNDS
+) -> list[dict[str, Any]]:
+    """Measure every pool with ``nodes`` workers over ``rounds`` rounds; write a table.
+
+    Returns:
+        One row per pool: ``pool``, and a :class:`Spread` for ``start`` (ms), ``tiny``
+        (tasks/s), ``overhead`` (µs/task at chunksize 1) and ``speedup``; ``impossible``
+        is True when the median speedup is above what ``nodes`` workers on this
+        machine's cores can give.
+    """
+    load_before, cores = machine_load()
+    write(_load_line("load before", load_before, cores))
     loops = _calibrate(sizes.spin_seconds)
-    tasks = 2 * nodes
+    started = time.perf_counter()
+    runs = _rounds(nodes, sizes, rounds, loops)
+    ceiling = min(nodes, cores)
     rows = []
-    for name, pool in _pools(nodes):
-        with pool:
-            row: dict[str, Any] = {"pool": name, **_measure(pool, sizes, loops, tasks)}
+    for name in POOLS:
+        row: dict[str, Any] = {"pool": name}
+        for key in ("start", "tiny", "overhead", "speedup"):
+            row[key] = Spread.of([run[key] for run in runs[name]])
+        row["impossible"] = name != "serial" and row["speedup"].median > ceiling
         rows.append(row)
-    serial_cpu = rows[0]["cpu"]
-    for row in rows:
-        row["speedup"] = serial_cpu / row.pop("cpu")
-    write(f"{nodes} workers; {tasks} CPU-bound tasks of ~{sizes.spin_seconds * 1e3:.0f} ms")
-    write(f"{'pool':<8} {'start ms':>9} {'tiny tasks/s':>13} {'us/task at chunksize 1':>23} {'cpu speedup':>12}")
-    for row in rows:
-        write(
-            f"{row['pool']:<8} {row['start']:>9.1f} {row['tiny']:>13,.0f} "
-            f"{row['overhead']:>23.1f} {row['speedup']:>11.2f}x"
-        )
+    took = time.perf_counter() - started
+    write(f"{nodes} workers, {cores} usable cores; {2 * nodes} CPU-bound tasks of ~{sizes.spin_seconds * 1e3:.0f} ms")
+    write(f"{rounds} rounds interleaved across pools in {took:.1f} s; each figure: median (min-max over rounds)")
+    _table(rows, write)
+    write(_load_line("load after", machine_load()[0], cores))
+    _warnings(rows, load_before, cores, ceiling, write)
     return rows
+
+
+def _load_line(label: str, load: float | None, cores: int) -> str:
+    shown = "unknown" if load is None else f"{load:.2f}"
+    return f"{label}: {shown} (1-minute average) on {cores} usable cores ({os.cpu_count()} in the machine)"
+
+
+def _table(rows: list[dict[str, Any]], write: Callable[[str], None]) -> None:
+    write(f"{'pool':<8} {'start ms':>16} {'tiny tasks/s':>20} {'us/task at chunksize 1':>24} {'cpu speedup':>22}")
+    for row in rows:
+        flag = " !" if row["impossible"] else ""
+        write(
+            f"{row['pool']:<8} {row['start'].format(_fixed(1)):>16} {row['tiny'].format(_count):>20} "
+            f"{row['overhead'].format(_fixed(1)):>24} {row['speedup'].format(_fixed(2, 'x')) + flag:>22}"
+        )
+
+
+def _warnings(
+    rows: list[dict[str, Any]], load: float | None, cores: int, ceiling: int, write: Callable[[str], None]
+) -> None:
+    if load is not None and load > BUSY * cores:
+        write(
+            f"warning: the machine was loaded (load {load:.2f} on {cores} cores) before the run: "
+            "other programs competed for the cores, so these figures are noisy and speedups low. "
+            "Compare the pools with each other, or rerun when the load is low."
+        )
+    for row in rows:
+        if row["impossible"]:
+            write(
+                f"warning: ! the {row['pool']} pool's median speedup ({row['speedup'].median:.2f}x) is above what "
+                f"{ceiling} workers can give ({ceiling}x): the serial reference was slowed by load. "
+                "It is noise, not a figure to trust; rerun when the load is low."
+            )

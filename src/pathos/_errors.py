@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound=type)
 
 __all__ = [
     "ClusterError",
@@ -44,14 +46,27 @@ __all__ = [
 ]
 
 
+def public(cls: _E) -> _E:
+    """Show ``cls`` as ``pathos.Name`` (in tracebacks, reprs and pickles), where users import it.
+
+    ``pickle`` finds a class by ``__module__`` and ``__qualname__``, so every class
+    marked here must be importable from the top-level ``pathos`` package.
+    """
+    cls.__module__ = "pathos"
+    return cls
+
+
+@public
 class PathosError(Exception):
     """Base class of the errors raised by pathos itself."""
 
 
+@public
 class PoolClosedError(PathosError, ValueError):
     """A call was made on a pool that was closed or terminated (a ``ValueError``)."""
 
 
+@public
 class WorkerCrashedError(PathosError, RuntimeError):
     """A worker process died while it ran a task.
 
@@ -82,10 +97,12 @@ class WorkerCrashedError(PathosError, RuntimeError):
         return (_rebuild_with_kwargs, (type(self), self.args, kw))
 
 
+@public
 class WorkerInitError(PathosError, RuntimeError):
     """The pool's ``initializer`` raised in a new worker; its exception is the ``__cause__``."""
 
 
+@public
 class ClusterError(PathosError, ConnectionError):
     """A Dask scheduler could not be reached, or the connection to it was lost.
 
@@ -101,6 +118,7 @@ class ClusterError(PathosError, ConnectionError):
         return (_rebuild_with_kwargs, (type(self), self.args, {"address": self.address}))
 
 
+@public
 class TaskTimeoutError(PathosError, TimeoutError):
     """A task ran longer than its ``timeout=``; its worker was killed and replaced.
 
@@ -118,10 +136,12 @@ class TaskTimeoutError(PathosError, TimeoutError):
         return (_rebuild_with_kwargs, (type(self), self.args, {"task": self.task, "timeout": self.timeout}))
 
 
+@public
 class SerializationError(PathosError, pickle.PicklingError):
     """An object would not serialize (or deserialize) on its way to or from a worker."""
 
 
+@public
 class RemoteError(PathosError):
     """A worker raised an exception that could not be rebuilt in this process.
 
@@ -144,10 +164,12 @@ class RemoteError(PathosError):
         return f"{self.type_name}: {self.text}\n\nRemote traceback:\n{self.traceback}"
 
 
+@public
 class ResultTimeoutError(PathosError, multiprocessing.TimeoutError, TimeoutError):
     """``get(timeout)`` or ``wait`` ran out of time; the work itself goes on."""
 
 
+@public
 class RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker, shown as its ``__cause__``."""
 

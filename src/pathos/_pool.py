@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from ._backend import RUN, Backend, closed_error
-from ._errors import PathosError
+from ._errors import PathosError, public
 from ._job import Job
 from ._progress import attach_progress, check_progress, sized_total
 from ._results import AsyncResult, ResultIterator
@@ -24,6 +24,7 @@ __all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
 _CALL_OPTIONS = ("chunksize", "timeout", "retries", "progress")
 
 
+@public
 class PoolRunningError(PathosError, ValueError, AssertionError):
     """``join()`` was called on a pool still running (a ``ValueError``, and an
     ``AssertionError`` as pathos's serial and parallel pools raise)."""

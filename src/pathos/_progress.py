@@ -2,7 +2,8 @@
 
 ``progress=`` takes one of:
 
-- ``True``: a tqdm bar on stderr (``tqdm.auto`` inside a Jupyter kernel), with the
+- ``True``: a tqdm bar on stderr (a widget inside a Jupyter kernel that has
+  ipywidgets, the text bar in one without), with the
   number of items as its total when every input has a ``len()``, a running count
   otherwise (generators);
 - a dict of tqdm keyword arguments (``{"desc": "fitting", "unit": "fit"}``): a bar
@@ -63,10 +64,20 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def _widgets() -> bool:
+    """True when tqdm can draw a notebook widget (ipywidgets is installed)."""
+    from tqdm.notebook import IProgress  # None when ipywidgets is missing; no warning here
+
+    return IProgress is not None
+
+
 @functools.cache
 def _tqdm_class(notebook: bool) -> Any:
-    if notebook:
-        from tqdm.auto import tqdm
+    # A widget in a notebook that has ipywidgets; tqdm's text bar everywhere else. Not
+    # tqdm.auto: without ipywidgets it warns "IProgress not found" before falling back,
+    # and with them it warns that it is experimental. The text bar is the quiet fallback.
+    if notebook and _widgets():
+        from tqdm.notebook import tqdm
     else:
         from tqdm.std import tqdm
     # Our updates come from backend threads anyway: tqdm's monitor thread (which would

@@ -35,7 +35,7 @@ import dill
 from ._errors import SerializationError
 from ._shm import BufferWriter, SegmentWriter
 
-__all__ = ["describe", "dumps", "loads"]
+__all__ = ["describe", "dumps", "loads", "name_result_item"]
 
 PROTOCOL = 5
 _CLASS_CACHE_SIZE = 1024
@@ -169,11 +169,7 @@ def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | SegmentWrit
     try:
         data = _dill_dumps(obj)
     except Exception as exc:
-        raise SerializationError(
-            f"cannot serialize the {what} ({describe(obj)}): {type(exc).__name__}: {exc}. "
-            "Objects such as open files, sockets, locks and generators cannot be sent to "
-            "another process: create them inside the function, or use ThreadPool."
-        ) from exc
+        raise SerializationError(_failure(what, obj, exc)) from exc
     buf = io.BytesIO()
     pickle.Pickler(buf, protocol=PROTOCOL).dump(_DillBlob(data))
     return buf.getvalue()
@@ -205,6 +201,69 @@ class _DillBlob:
 
 
 loads: Callable[[bytes], Any] = pickle.loads
+
+
+_HINT = (
+    "Sockets, generators, database connections and multiprocessing locks cannot be sent to "
+    "another process: create them inside the function (pass a path or an address instead), "
+    "or use ThreadPool."
+)
+
+
+def _failure(what: str, obj: Any, exc: BaseException) -> str:
+    """The message for ``obj`` that would not serialize: it names the part to blame, not
+    the container pathos wrapped it in (a batch's argument list)."""
+    culprit, owner = _culprit(obj)
+    where = f", in {describe(owner)}" if owner is not None else ""
+    return f"cannot serialize the {what} ({describe(culprit)}{where}): {type(exc).__name__}: {exc}. {_HINT}"
+
+
+def _parts(obj: Any) -> list[Any]:
+    """What ``obj`` holds: items of builtin containers, attributes of plain instances,
+    the variables a function closes over (at most 1000)."""
+    kind = type(obj)
+    if kind in (list, tuple, set, frozenset):
+        parts = list(obj)
+    elif kind is dict:
+        parts = list(obj.values())
+    elif isinstance(obj, types.FunctionType):  # what it closes over, and the globals it names
+        parts = [cell.cell_contents for cell in obj.__closure__ or ()]
+        parts += [obj.__globals__[n] for n in obj.__code__.co_names if n in obj.__globals__]
+        parts = [part for part in parts if part is not obj and not isinstance(part, types.ModuleType)]
+    elif not isinstance(obj, (type, types.ModuleType)) and isinstance(getattr(obj, "__dict__", None), dict):
+        parts = list(vars(obj).values())
+    else:
+        parts = []
+    return parts[:1000]
+
+
+def _culprit(obj: Any, depth: int = 8) -> tuple[Any, Any]:
+    """The innermost part of ``obj`` that will not serialize (``obj`` itself when no single
+    part is to blame), and the nearest object around it that is not a builtin container
+    (None when there is none): ``(socket, MyClient)`` for a client holding a socket."""
+    owner = None
+    for _ in range(depth):
+        for part in _parts(obj):
+            try:
+                _dill_dumps(part)
+            except Exception:
+                if type(obj) not in (list, tuple, set, frozenset, dict):
+                    owner = obj
+                obj = part
+                break
+        else:
+            break
+    return obj, owner
+
+
+def name_result_item(exc: BaseException, index: int) -> BaseException:
+    """Name item ``index`` in a worker's "cannot serialize the result" error (a worker
+    knows only the item's place in its batch); other exceptions are returned as they are."""
+    prefix = "cannot serialize the result ("
+    text = exc.args[0] if isinstance(exc, SerializationError) and len(exc.args) == 1 else None
+    if isinstance(text, str) and text.startswith(prefix):
+        exc.args = (f"cannot serialize the result of item {index} (" + text[len(prefix) :],)
+    return exc
 
 
 def describe(obj: Any, limit: int = 80) -> str:

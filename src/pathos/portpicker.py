@@ -5,17 +5,19 @@
     >>> a, b = next_port(), next_port()    # a random free port, then the next free one
     >>> port = randomport()                # one free port in 1024..65535
 
-From a shell: ``portpicker`` or ``python -m pathos.portpicker`` prints a free port.
+From a shell: ``portpicker`` (also ``pathos portpicker`` and ``python -m
+pathos.portpicker``) prints a free port; ``--min``/``--max`` bound it, ``--help`` says so.
 A port is free if a socket can be bound to it now; another program may take it before
 you do, so bind it soon.
 """
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import random
 import socket
-from typing import Callable
+from typing import Callable, Sequence
 
 __all__ = ["is_free", "main", "portnumber", "randomport"]
 
@@ -70,10 +72,37 @@ def randomport(min: int = 1024, max: int = 65536) -> int:
     return portnumber(min, max)()
 
 
-def main() -> None:
-    """Print a free port (the ``portpicker`` command)."""
-    print(randomport())
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the ``portpicker`` command (shared with ``pathos portpicker``)."""
+    parser.add_argument("--min", type=int, default=1024, metavar="PORT", help="lowest port (default 1024)")
+    parser.add_argument("--max", type=int, default=65536, metavar="PORT", help="one past the highest (default 65536)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``portpicker`` command line."""
+    cmd = argparse.ArgumentParser(
+        prog="portpicker",
+        description="Print a TCP port that is free on this machine right now, picked at random "
+        "(another program may take it before you do: bind it soon).",
+    )
+    add_arguments(cmd)
+    return cmd
+
+
+def pick(args: argparse.Namespace, cmd: argparse.ArgumentParser) -> int:
+    """Print a free port in ``[args.min, args.max)``; returns the exit status."""
+    try:
+        print(randomport(args.min, args.max))
+    except (ValueError, RuntimeError) as exc:
+        cmd.error(f"no free port in [{args.min}, {args.max}): {exc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``portpicker`` command: print a free port; ``-h`` for its options."""
+    cmd = parser()
+    return pick(cmd.parse_args(argv), cmd)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

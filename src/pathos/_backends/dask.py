@@ -49,7 +49,7 @@ from .. import _registry
 from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
 from .._errors import ClusterError, PathosError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from .._job import Batch, Job
-from .._serialize import dumps, loads
+from .._serialize import dumps, loads, name_result_item
 from .process import rebuild_error
 
 __all__ = ["DaskBackend", "import_distributed", "scheduler_address"]
@@ -412,7 +412,8 @@ class DaskBackend(Backend):
         if errors and errors[0][0] == -1:  # the batch could not even start
             _fail_whole(batch, rebuild_error(errors[0][1]))
         else:
-            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
+            errs = {i: name_result_item(rebuild_error(p), batch.start + i) for i, p in errors}
+            batch.job.batch_done(batch, results, errs, seconds)
 
     def _errored(self, batch: Batch, future: Any) -> None:
         from distributed.scheduler import KilledWorker

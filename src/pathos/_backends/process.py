@@ -46,7 +46,7 @@ from .._errors import (
     WorkerInitError,
 )
 from .._job import Batch, Job
-from .._serialize import dumps, loads
+from .._serialize import dumps, loads, name_result_item
 from .._workers._process import WorkerProcess, exit_reason, signal_name
 
 __all__ = ["ProcessBackend", "rebuild_error"]
@@ -539,7 +539,8 @@ class ProcessBackend(Backend):
             if errors and errors[0][0] == -1:  # the batch could not even start
                 self._fail_whole(batch, rebuild_error(errors[0][1]))
             else:
-                job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
+                errs = {i: name_result_item(rebuild_error(p), batch.start + i) for i, p in errors}
+                job.batch_done(batch, results, errs, seconds)
         if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
             self._forget_finished()
         self._retire_if_idle(worker)
