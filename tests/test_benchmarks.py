@@ -34,3 +34,35 @@ def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
         assert "/src/pathos" in ours["version"], ours["version"]  # the tree's code, not an installed copy
     table = (tmp_path / "results.md").read_text()
     assert "## Medians" in table and "## Goals" in table
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_only_a_full_run_writes_the_committed_results() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    committed, scratch = RUN.parent / "results", RUN.parent / "scratch"
+    assert run.parse_args([]).out == committed
+    for argv in (["--quick"], ["--only", "tiny"], ["--libs", "ours"], ["--nodes", "4"], ["--scale", "0.5"], ["--here"]):
+        assert run.parse_args(argv).out == scratch, argv
+    assert run.parse_args(["--quick", "--out", "/tmp/x"]).out == Path("/tmp/x")
+
+
+def test_a_quick_run_leaves_the_committed_results_alone() -> None:
+    committed = RUN.parent / "results"
+    before = _digest(committed)
+    cmd = [sys.executable, str(RUN), "--here", "--quick", "--libs", "ours", "--only", "tiny", "--rounds", "1"]
+    cmd += ["--scale", "0.001", "--timeout", "60"]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert _digest(committed) == before
+    assert str(RUN.parent / "scratch" / "results.json") in out.stdout and "is untouched" in out.stdout

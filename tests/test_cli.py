@@ -48,7 +48,10 @@ def slow_first(line):
 """
 
 
-def pathos(*args: str, stdin: str = "", cwd: Path | None = None, name: str = "pathos") -> subprocess.CompletedProcess[str]:
+def pathos(
+    *args: str, stdin: str = "", cwd: Path | None = None, name: str = "pathos"
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed command ``name`` with ``args``; its output."""
     argv = [command(name), *args]
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, env=environment(), cwd=cwd)
 

@@ -102,3 +102,40 @@ def test_bad_progress_value_names_the_option() -> None:
     pool = make_pool("serial")
     with pytest.raises(ValueError, match="progress="):
         pool.map(_cases.square, [1], progress=3)
+
+
+NOTEBOOK_WITHOUT_WIDGETS = """
+import sys, types, warnings
+warnings.simplefilter("always")  # a warning would be printed, not swallowed
+
+class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
+    config = {"IPKernelApp": {}}
+
+ipython = types.ModuleType("IPython")
+ipython.get_ipython = lambda: ZMQInteractiveShell()
+sys.modules.update({
+    "IPython": ipython,
+    "ipykernel": types.ModuleType("ipykernel"),
+    "ipykernel.zmqshell": types.ModuleType("ipykernel.zmqshell"),
+    "ipywidgets": None,  # not installed: importing it raises ImportError
+})
+from pathos._progress import in_notebook
+from pathos.pools import ThreadPool
+assert in_notebook()
+print(ThreadPool(2).map(abs, range(-10, 0), progress=True))
+"""
+
+
+def test_notebook_without_ipywidgets_falls_back_to_a_quiet_text_bar() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK_WITHOUT_WIDGETS], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(list(range(10, 0, -1)))
+    assert "IProgress" not in out.stderr and "Warning" not in out.stderr, out.stderr
+    assert "10/10" in out.stderr  # tqdm's text bar

@@ -108,3 +108,103 @@ def test_main_module_objects_under_each_start_method(tmp_path: Any, method: str)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# -- what the README says about objects that cannot travel ----------------------------------
+class Client:
+    """A user object that holds something that cannot be sent."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.name = "client"
+        self.sock = socket.socket()
+
+
+def test_argument_error_shows_the_bad_object_not_the_batch_list() -> None:
+    # A batch's arguments travel as one list; the message names the generator, not the list.
+    with pytest.raises(SerializationError) as info:
+        dumps([(1, (i for i in range(2)))], what="arguments of item 4")
+    text = str(info.value)
+    assert text.startswith("cannot serialize the arguments of item 4 (generator: <generator object")
+    assert "list:" not in text and "tuple:" not in text
+
+
+def test_argument_error_names_the_part_and_its_owner() -> None:
+    client = Client()
+    try:
+        with pytest.raises(SerializationError) as info:
+            dumps([client], what="arguments of item 0")
+        assert "(socket: <socket.socket" in str(info.value) and "in Client: <" in str(info.value)
+    finally:
+        client.sock.close()
+
+
+def make_generator(n: int) -> Any:
+    return (i for i in range(n))
+
+
+def test_result_error_names_its_item() -> None:
+    from pathos.pools import ProcessPool
+
+    with ProcessPool(2, id="serialize-result") as pool:
+        with pytest.raises(SerializationError) as info:
+            pool.amap(make_generator, [3], chunksize=1).get(TIMEOUT)
+        assert str(info.value).startswith("cannot serialize the result of item 0 (generator: ")
+        results = pool.imap(lambda n: make_generator(n) if n == 5 else n, range(8), chunksize=4)
+        seen = []
+        for _ in range(8):
+            try:
+                seen.append(next(results))
+            except SerializationError as exc:
+                seen.append(str(exc)[:40])
+    assert seen == [0, 1, 2, 3, 4, "cannot serialize the result of item 5 (g", 6, 7]
+
+
+def lock_state(lock: Any) -> tuple[str, bool]:
+    return type(lock).__name__, lock.locked()
+
+
+def test_a_threading_lock_is_copied_and_a_locked_one_arrives_locked() -> None:
+    import threading
+
+    from pathos.pools import ProcessPool
+
+    held, free = threading.Lock(), threading.Lock()
+    held.acquire()
+    with ProcessPool(1, id="serialize-lock") as pool:
+        assert pool.map(lock_state, [held, free]) == [("lock", True), ("lock", False)]
+        with pytest.raises(SerializationError, match="multiprocessing locks cannot be sent"):
+            pool.map(lock_state, [multiprocessing.Lock()])
+
+
+def read_file(f: Any) -> tuple[str, int, str]:
+    return f.mode, f.tell(), f.read()
+
+
+def test_an_open_file_is_reopened_by_name_from_its_start(tmp_path: Any) -> None:
+    from pathos.pools import ProcessPool
+
+    path = tmp_path / "data.txt"
+    path.write_text("0123456789")
+    with open(path) as f, ProcessPool(1, id="serialize-file") as pool:
+        f.read(4)
+        assert pool.map(read_file, [f]) == [("r", 0, "0123456789")]
+
+
+def write_x(f: Any) -> int:
+    f.write("x")
+    f.flush()
+    return f.tell()
+
+
+def test_a_file_open_for_writing_is_reopened_and_emptied(tmp_path: Any) -> None:
+    # What the README warns about: dill reopens the file by name with mode "w".
+    from pathos.pools import ProcessPool
+
+    path = tmp_path / "out.txt"
+    with open(path, "w") as f, ProcessPool(1, id="serialize-file") as pool:
+        f.write("written before")
+        f.flush()
+        assert pool.map(write_x, [f]) == [1]
+        assert path.read_text() == "x"
