@@ -3,7 +3,8 @@
     python examples/cluster.py                      # local pools only
     python examples/cluster.py tcp://host:8786      # and on that Dask scheduler
 
-Needs ``pip install "pathos[dask]"``. See docs/clusters.md.
+Needs the dask extra: ``python3 -m pip install ".[dask]"`` in this checkout (or
+``bash scripts/setup.sh``). See docs/clusters.md.
 """
 
 import os

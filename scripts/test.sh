@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean checkout: makes .venv with every extra if needed,
-# then runs ruff, mypy --strict and pytest. Usage: bash scripts/test.sh [pytest args]
+# The whole test suite, from a clean checkout: makes .venv with every extra if needed
+# (scripts/setup.sh, the README's set-up command too, so a set-up checkout is not
+# installed again), then runs ruff, mypy --strict and pytest.
+# Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-stamp=.venv/.pathos-installed
-if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[all]"
-  cp pyproject.toml "$stamp"
-fi
+bash scripts/setup.sh
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 set +e

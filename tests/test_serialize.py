@@ -208,3 +208,17 @@ def test_a_file_open_for_writing_is_reopened_and_emptied(tmp_path: Any) -> None:
         f.flush()
         assert pool.map(write_x, [f]) == [1]
         assert path.read_text() == "x"
+
+
+def with_lock(lock: Any) -> int:
+    with lock:
+        return 1
+
+
+def test_a_manager_lock_is_shared_between_processes() -> None:
+    # What the README recommends instead of a threading.Lock.
+    from pathos.pools import ProcessPool
+
+    with multiprocessing.Manager() as manager, ProcessPool(2, id="serialize-manager") as pool:
+        lock = manager.Lock()
+        assert pool.map(with_lock, [lock] * 4) == [1, 1, 1, 1]

@@ -168,7 +168,8 @@ class SerialPool(WorkerPool):
 
 class ParallelPool(WorkerPool):
     """A pool on Dask distributed: a local cluster by default, or a running scheduler
-    given by ``servers=`` (alias ``ParallelPythonPool``). Needs ``pip install "pathos[dask]"``.
+    given by ``servers=`` (alias ``ParallelPythonPool``). Needs Dask distributed (the
+    ``dask`` extra: ``pip install ".[dask]"`` in a checkout of this project).
 
     Args:
         nodes: local worker processes (also ``ncpus=``); 0 runs on the servers only.

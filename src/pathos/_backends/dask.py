@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -61,7 +62,12 @@ HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work r
 RPC_SECONDS = 10.0  # bound on one round trip to the scheduler or a worker
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
-INSTALL_HINT = 'ParallelPool runs on Dask distributed, which is not installed: pip install "pathos[dask]"'
+DASK_REQUIREMENT = "distributed>=2023.1"  # pyproject's dask extra (a test keeps them equal)
+# Installs into this interpreter's environment; the registry's "pathos[dask]" is pathos 0.3.5.
+INSTALL_HINT = (
+    "ParallelPool runs on Dask distributed, which is not installed: "
+    f'{sys.executable} -m pip install "{DASK_REQUIREMENT}"'
+)
 
 
 def import_distributed() -> Any:
