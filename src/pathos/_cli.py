@@ -81,15 +81,22 @@ def _map_parser(sub: Any) -> None:
     cmd = sub.add_parser(
         "map",
         help="apply MODULE:FUNCTION to each line of stdin",
-        description="Apply FUNCTION to each line of stdin (without its newline) in parallel; "
-        "print the results one per line. MODULE is imported from the current directory too. "
-        "Lines are passed as strings unless --type or --json says otherwise.",
-        epilog="examples:  seq 1 5 | pathos map --type float math:sqrt;  "
-        "pathos map --json mymodule:handle < in.jsonl > out.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Apply FUNCTION to each line of stdin (without its newline) in parallel;\n"
+        "print the results one per line, in input order. MODULE is imported from the\n"
+        "current directory too. Lines are passed as strings unless --type or --json\n"
+        "says otherwise.",
+        epilog="examples:\n"
+        "  seq 1 5 | pathos map --type float math:sqrt\n"
+        "  pathos map --json mymodule:handle < in.jsonl > out.jsonl\n"
+        "  pathos map mymodule:parse -n 4 --progress < urls.txt > parsed.txt\n\n"
+        "exit status: the number of failed lines (at most 125); 2 for a bad command line",
     )
     cmd.add_argument("spec", metavar="MODULE:FUNCTION", help="e.g. mymodule:parse or os.path:basename")
     cmd.add_argument("-n", "--nodes", type=_positive, default=None, help="workers (default: one per core)")
-    cmd.add_argument("--pool", choices=("process", "thread", "serial", "parallel"), default="process")
+    cmd.add_argument(
+        "--pool", choices=("process", "thread", "serial", "parallel"), default="process", help="default: process"
+    )
     cmd.add_argument("--servers", action="append", metavar="ADDR", help="a Dask scheduler (--pool parallel)")
     cmd.add_argument("--unordered", action="store_true", help="print results as they finish")
     kind = cmd.add_mutually_exclusive_group()
@@ -178,7 +185,7 @@ class _Line:
         if self.kind != "json":
             return number, True, str(result)
         try:
-            return number, True, json.dumps(result)
+            return number, True, json.dumps(result, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             return number, False, f"the result is not JSON: {type(exc).__name__}: {exc}"
 
