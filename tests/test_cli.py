@@ -277,3 +277,16 @@ def test_bench_warns_when_the_machine_is_loaded(monkeypatch: pytest.MonkeyPatch)
     assert not any(row["impossible"] for row in rows)
     text = "\n".join(lines)
     assert "load before: 5.50" in text and "warning: the machine was loaded (load 5.50 on 2 cores)" in text
+
+
+@pytest.mark.parametrize("argv", [("pathos", "info"), ("pathos", "portpicker"), ("portpicker",)])
+def test_a_reader_that_goes_away_is_not_an_error(argv: tuple[str, ...]) -> None:
+    # `pathos info | head -1`: the pipe is closed before the command writes.
+    proc = subprocess.Popen(
+        [command(argv[0]), *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment()
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    status = proc.wait(timeout=60)
+    assert proc.stderr.read() == b"" and status in (0, 141)
+    proc.stderr.close()

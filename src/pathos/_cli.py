@@ -42,8 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    status: int = args.run(args, getattr(args, "command_parser", parser))
+    try:
+        status: int = args.run(args, getattr(args, "command_parser", parser))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return BROKEN_PIPE
     return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -260,7 +270,7 @@ def _map(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             failed = _print_results(results, output, ordered=not args.unordered)
         except BrokenPipeError:  # the reader went away (| head): stop quietly
             results.close()
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _silence_stdout()
             return BROKEN_PIPE
         finally:
             output.close()

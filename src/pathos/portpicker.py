@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import os
 import random
 import socket
+import sys
 from typing import Callable, Sequence
 
 __all__ = ["is_free", "main", "portnumber", "randomport"]
@@ -92,9 +94,14 @@ def parser() -> argparse.ArgumentParser:
 def pick(args: argparse.Namespace, cmd: argparse.ArgumentParser) -> int:
     """Print a free port in ``[args.min, args.max)``; returns the exit status."""
     try:
-        print(randomport(args.min, args.max))
+        port = randomport(args.min, args.max)
     except (ValueError, RuntimeError) as exc:
         cmd.error(f"no free port in [{args.min}, {args.max}): {exc}")
+    try:
+        print(port, flush=True)
+    except BrokenPipeError:  # the reader went away: quietly, as a shell command would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 
