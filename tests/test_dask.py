@@ -176,6 +176,16 @@ def test_exceptions_keep_their_type_and_remote_traceback(pool: Any) -> None:
     assert pool.map(_cases.square, [4]) == [16]
 
 
+def test_a_result_that_will_not_serialize_names_its_item(pool: Any) -> None:
+    from pathos import SerializationError
+
+    results = pool.imap(lambda x: (i for i in range(x)) if x == 2 else x, range(4), chunksize=4)
+    assert [next(results), next(results)] == [0, 1]
+    with pytest.raises(SerializationError, match=r"cannot serialize the result of item 2 \(generator: "):
+        next(results)
+    assert next(results) == 3
+
+
 def test_stats_names_the_scheduler_workers_and_counts(cluster: Cluster, pool: Any) -> None:
     pool.map(_cases.square, range(20))
     text = stats(pool)
