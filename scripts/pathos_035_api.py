@@ -86,9 +86,8 @@ def main() -> None:
     import pathos
 
     assert pathos.__version__ == "0.3.5", pathos.__version__
-    modules = ["pathos"] + sorted(
-        m.name for m in pkgutil.walk_packages(pathos.__path__, "pathos.") if not m.name.startswith("pathos.tests")
-    )
+    found = pkgutil.walk_packages(pathos.__path__, "pathos.")
+    modules = ["pathos", *sorted(m.name for m in found if not m.name.startswith("pathos.tests"))]
     out: dict[str, Any] = {}
     for modname in modules:
         module = importlib.import_module(modname)

@@ -24,12 +24,22 @@ import pytest
 API = json.loads((Path(__file__).parent / "data" / "pathos_0_3_5_api.json").read_text())
 MODULES: dict[str, Any] = API["modules"]
 
-# Names whose 0.3.5 object is an implementation detail of multiprocess, not our API.
+# (name, method) pairs of 0.3.5 whose signatures are implementation details, not our API.
+_PPFT_ADAPTER = (
+    "0.3.5's adapter of a ppft task; ours is the AsyncResult every pool returns (get, wait, ready "
+    "and successful are compared)"
+)
 NOT_COMPARED = {
-    ("pathos.pools", "_ProcessPool", "Process"): "multiprocess's hook that starts a worker process",
-    ("pathos.multiprocessing", "_ProcessPool", "Process"): "multiprocess's hook that starts a worker process",
-    ("pathos.multiprocessing", "Pool", "Process"): "multiprocess's hook that starts a worker process",
-    ("pathos.helpers", "ProcessPool", "Process"): "multiprocess's hook that starts a worker process",
+    ("_ProcessPool", "Process"): "multiprocess's hook that starts a worker process",
+    ("Pool", "Process"): "multiprocess's hook that starts a worker process",
+    ("ProcessPool", "Process"): "multiprocess's hook that starts a worker process",
+    ("ApplyResult", None): _PPFT_ADAPTER,
+    ("ApplyResult", "finalize"): _PPFT_ADAPTER,
+    ("ApplyResult", "__call__"): _PPFT_ADAPTER,
+    ("MapResult", None): _PPFT_ADAPTER,
+    ("MapResult", "finalize"): _PPFT_ADAPTER,
+    ("MapResult", "queue"): _PPFT_ADAPTER,
+    ("MapResult", "__call__"): _PPFT_ADAPTER,
 }
 # Defaults that differ only in spelling: 0.3.5's mutable default vs our None.
 SAME_DEFAULT = {("{}", "None"), ("[]", "None"), ("()", "None")}
@@ -49,6 +59,8 @@ def _ssh_missing(module: str, name: str | None = None) -> str | None:
         }.get(name, module)
     elif MODULES[module].get("owner") != "ssh":
         return None
+    if target == "pathos.__main__":
+        target = "pathos.core"  # ours exists (the pathos command); 0.3.5's re-exported pathos.core
     top = ".".join(target.split(".")[:2])
     if importlib.util.find_spec(top) is None:
         return f"{top} is built on the ssh branch (issue 10 item 5); tested once merged"
@@ -162,7 +174,8 @@ def test_every_name_imports(module: str, name: str) -> None:
     if kind == "module":
         assert isinstance(obj, types.ModuleType), f"{module}.{name} should be a module, got {obj!r}"
         if entry["module"].startswith("pathos"):
-            assert obj is sys.modules[entry["module"]]
+            # `import pathos.pp` rebinds pathos.pp to that module, in 0.3.5 too
+            assert obj is sys.modules[entry["module"]] or obj.__name__ == f"{module}.{name}"
         elif entry["module"] == "multiprocess":
             assert obj.__name__ == "multiprocess"
     elif kind == "class":
@@ -194,8 +207,8 @@ def test_signatures_accept_every_035_call(module: str, name: str, method: str | 
         pytest.skip(reason)
     if module == "pathos.__main__":
         pytest.skip("checked on pathos.core and pathos.hosts, where these functions live")
-    if (module, name, method) in NOT_COMPARED:
-        pytest.skip(NOT_COMPARED[(module, name, method)])
+    if (name, method) in NOT_COMPARED:
+        pytest.skip(NOT_COMPARED[(name, method)])
     entry = MODULES[module]["names"][name]
     if entry.get("origin", "").startswith("ppft"):
         pytest.skip("ppft's own class: ours exists (without ppft it says how to get it), its API is ppft's")
@@ -233,4 +246,5 @@ def test_the_checker_itself() -> None:
     assert incompatibility("(x, y=1)", c) is None
     assert "defaults" in (incompatibility("(x, y=2)", c) or "")
     assert "requires" in (incompatibility("(x)", lambda x, z: 0) or "")
-    assert incompatibility("(module='random', new=False, seed='!')", lambda module="random", new=False, seed="!": 0) is None
+    same = incompatibility("(module='random', new=False, seed='!')", lambda module="random", new=False, seed="!": 0)
+    assert same is None
