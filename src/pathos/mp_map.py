@@ -13,8 +13,6 @@ from .helpers import cpu_count as cpu_count
 from .pools import ProcessPool as ProcessPool
 from .pools import ThreadPool as ThreadPool
 
-__STATE = ProcessPool.__state__
-
 __all__ = ["mp_map"]
 
 # Keywords of other pathos mappers that mp_map accepted and ignored.
@@ -48,6 +46,8 @@ def mp_map(function: Callable[..., Any], sequence: Iterable[Any], *args: Iterabl
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("__STATE",):
+        return ProcessPool.__state__  # pathos's name for the pool cache, looked up each time
     if name == "mp":
         return ProcessPool()
     if name == "tp":

@@ -8,6 +8,7 @@ cache ``__STATE`` (the very dict ``ProcessPool.__state__``).
 """
 
 import sys
+from typing import Any
 
 from ._pool import AbstractWorkerPool as AbstractWorkerPool
 from ._stdpool import _ProcessPool as _ProcessPool
@@ -20,9 +21,13 @@ from .threading import ThreadPool as ThreadingPool  # noqa: F401 - pathos's name
 
 ProcessingPool = ProcessPool
 Pool = _ProcessPool
-# pathos's pool cache under its old names: test fixtures iterate it to stop every pool.
-__STATE = _ProcessPool__STATE = ProcessPool.__state__
 # pathos 0.3.5 silenced multiprocess's DeprecationWarnings on Python >= 3.12.0a7.
 OLD312a7 = sys.hexversion >= 0x30C00A7
 
 __all__ = ["ProcessPool", "_ProcessPool"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("__STATE", "_ProcessPool__STATE"):
+        return ProcessPool.__state__  # pathos's name for the pool cache, looked up each time
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

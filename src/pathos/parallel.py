@@ -16,7 +16,6 @@ from .helpers.pp_helper import MapResult as MapResult
 from .pools import ParallelPool as ParallelPool
 
 ParallelPythonPool = ParallelPool
-__STATE = _ParallelPool__STATE = ParallelPool.__state__
 
 __all__ = ["ParallelPool", "stats"]
 
@@ -59,6 +58,8 @@ def stats(pool: Any = None) -> str:
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("__STATE", "_ParallelPool__STATE"):
+        return ParallelPool.__state__  # pathos's name for the pool cache, looked up each time
     if name == "pp":
         from .helpers._ppft import load
 

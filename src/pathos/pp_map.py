@@ -14,8 +14,6 @@ from .parallel import print_stats as print_stats
 from .parallel import stats as stats
 from .pools import ParallelPool, ProcessPool
 
-__STATE = ParallelPool.__state__
-
 __all__ = ["pp_map", "ppmap", "print_stats", "stats"]
 
 _IGNORED = ("nnodes", "nodes", "launcher", "mapper", "queue", "timelimit", "scheduler")
@@ -58,6 +56,8 @@ def pp_map(function: Callable[..., Any], sequence: Iterable[Any], *args: Iterabl
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("__STATE",):
+        return ParallelPool.__state__  # pathos's name for the pool cache, looked up each time
     if name == "ppServer":
         from .helpers._ppft import server_class
 
