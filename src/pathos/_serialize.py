@@ -11,6 +11,14 @@ worker cannot import by name:
 If the C pickler still fails (a module object, a lock, ...), the whole object is retried
 with dill. Both routes produce bytes that load with plain :func:`pickle.loads`.
 
+dill runs with ``dill.settings`` as pathos 0.3.5 does (``recurse=False`` by default): a
+function sent by value finds its globals in its module on the other side (the worker's
+own ``__main__`` for a function of the main script), so a worker uses the objects it
+inherited (a module-level ``multiprocessing.Value``) and library internals are never
+copied. What a spawned worker's ``__main__`` cannot have, the globals the script binds
+under ``if __name__ == "__main__":``, travels with the function (see
+:mod:`pathos._mainguard`), each one only if it can be pickled.
+
 Classes sent by value are *canonical*: each process keeps one class object per class
 definition (keyed by a digest of its dill bytes), and a class that came from this process
 goes back to this same class object. So ``isinstance(result, MyClass)`` holds in the
@@ -24,6 +32,7 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import threading
 import types
 import weakref
@@ -33,6 +42,7 @@ from typing import Any, Callable
 import dill
 
 from ._errors import SerializationError
+from ._mainguard import main_dict, needed_globals
 from ._shm import BufferWriter, SegmentWriter
 
 __all__ = ["describe", "dumps", "loads"]
@@ -46,6 +56,7 @@ _classes: OrderedDict[bytes, type] = OrderedDict()
 _origins: weakref.WeakKeyDictionary[type, tuple[bytes, bytes]] = weakref.WeakKeyDictionary()
 _lock = threading.RLock()
 _local = threading.local()  # classes being dumped right now (breaks reference cycles)
+_injected: set[str] = set()  # names of __main__ that this process got from its parent
 
 
 def _reset_lock_in_child() -> None:
@@ -82,7 +93,7 @@ def _class_reduction(cls: type) -> Any:
         with _lock:
             _origins[cls] = known
             _remember(known[0], cls)
-    return (_load_class, known)
+    return (_load_class, (*known, cls.__module__, cls.__qualname__, _globals_blob(cls)))
 
 
 def _remember(digest: bytes, cls: type) -> None:
@@ -92,23 +103,92 @@ def _remember(digest: bytes, cls: type) -> None:
         _classes.popitem(last=False)
 
 
-def _load_class(digest: bytes, data: bytes) -> type:
-    """Rebuild a class sent by value, once per process."""
+def _load_class(digest: bytes, data: bytes, module: str = "", qualname: str = "", extra: bytes = b"") -> type:
+    """Rebuild a class sent by value, once per process.
+
+    A class of the main script that this process's ``__main__`` has under the same name
+    is that class (a forked worker inherited it, a spawned one imported the script
+    again), so ``isinstance`` holds between the worker's own globals and what it is sent.
+    """
+    _install_globals(extra)
     with _lock:
         cls = _classes.get(digest)
         if cls is not None:
             _classes.move_to_end(digest)
             return cls
-    cls = dill.loads(data)
+    own = _main_class(module, qualname)
+    if own is not None:
+        with _lock:
+            cls = _classes.setdefault(digest, own)
+        return cls
+    cls = _dill_loads(data)
     with _lock:
         cls = _classes.setdefault(digest, cls)
         _origins[cls] = (digest, data)
     return cls
 
 
-def _load_value(data: bytes) -> Any:
-    """Rebuild an object that was serialized whole with dill."""
-    return dill.loads(data)
+def _main_class(module: str, qualname: str) -> type | None:
+    if module not in ("__main__", "__mp_main__") or "<" in qualname or "." in qualname:
+        return None
+    main = main_dict()
+    found = main.get(qualname) if main is not None else None
+    return found if isinstance(found, type) and found.__qualname__ == qualname else None
+
+
+def _dill_loads(data: bytes) -> Any:
+    unpickler = dill.Unpickler(io.BytesIO(data))
+    main = sys.modules.get("__main__")
+    if main is not None:
+        unpickler._main = main  # dill took __main__ when first imported: maybe before a spawn's fix-up
+    return unpickler.load()
+
+
+def _load_value(data: bytes, extra: bytes = b"") -> Any:
+    """Rebuild an object that was serialized whole with dill (and the globals of
+    ``__main__`` that came with it)."""
+    _install_globals(extra)
+    return _dill_loads(data)
+
+
+def _globals_blob(obj: Any) -> bytes:
+    """The globals ``obj`` needs that a spawned worker's ``__main__`` lacks, pickled one
+    by one; a global that cannot be pickled is left out (the worker may have its own,
+    inherited through fork, as with pathos 0.3.5)."""
+    busy: set[int] = _local.__dict__.setdefault("globals_busy", set())
+    if id(obj) in busy:
+        return b""  # a function that reaches itself through its globals: sent once
+    busy.add(id(obj))
+    try:
+        values = {}
+        for name, value in needed_globals(obj).items():
+            try:
+                values[name] = dumps(value, what=f"global {name!r} of __main__")
+            except SerializationError:
+                continue
+        return pickle.dumps(values, PROTOCOL) if values else b""
+    finally:
+        busy.discard(id(obj))
+
+
+def _install_globals(extra: bytes) -> None:
+    """Put the globals that came with a function into this process's ``__main__``.
+
+    A name that ``__main__`` already has from elsewhere (the script, or fork) is left
+    alone; one that an earlier call sent is replaced, so each call sees the values of
+    the moment it was made.
+    """
+    if not extra:
+        return
+    main = main_dict()
+    if main is None:
+        return
+    for name, blob in pickle.loads(extra).items():
+        with _lock:
+            if name in main and name not in _injected:
+                continue
+            _injected.add(name)
+        main[name] = loads(blob)
 
 
 def _override(obj: Any, top: Any = None) -> Any:
@@ -123,7 +203,7 @@ class _FastPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is types.FunctionType:
             if _needs_value(obj):
-                return (_load_value, (_dill_dumps(obj),))
+                return (_load_value, (_dill_dumps(obj), _globals_blob(obj)))
             return NotImplemented
         return _override(obj)
 
@@ -139,8 +219,11 @@ class _DillPickler(dill.Pickler):  # type: ignore[misc]
 
 def _dill_dumps(obj: Any, top: Any = None) -> bytes:
     buf = io.BytesIO()
-    pickler = _DillPickler(buf, protocol=PROTOCOL, recurse=True)
+    pickler = _DillPickler(buf, protocol=PROTOCOL)  # recurse, byref...: dill.settings, as pathos 0.3.5
     pickler._top = top
+    main = sys.modules.get("__main__")
+    if main is not None:
+        pickler._main = main
     pickler.dump(obj)
     return buf.getvalue()
 
