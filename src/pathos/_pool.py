@@ -123,6 +123,14 @@ class AbstractWorkerPool:
         raise NotImplementedError
 
 
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
+def _none(*args: Any) -> None:
+    return None
+
+
 def _check_function(verb: str, f: Any) -> None:
     if not callable(f):
         raise TypeError(f"{verb}() needs a callable as its first argument, got {type(f).__name__}: {f!r:.60}")
@@ -140,7 +148,7 @@ def _call_options(verb: str, kwds: dict[str, Any], defaults: dict[str, Any]) -> 
         options[key] = value
     chunksize = options["chunksize"]
     if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+        raise ValueError(f"Chunksize must be 1+, not {chunksize!r}: chunksize must be a positive int")
     timeout = options["timeout"]
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -363,6 +371,11 @@ class WorkerPool(AbstractWorkerPool):
     def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
         if not args:
             raise TypeError(f"{verb}() requires at least two args")
+        if _is_zero(kwds.get("chunksize")):
+            # pathos 0.3.5 (multiprocessing's MapResult): chunksize=0 never calls f and
+            # gives one None per item.
+            _check_function(verb, f)
+            kwds, f = {**kwds, "chunksize": None}, _none
         items = list(zip(*args)) if len(args) > 1 else list(args[0])
         job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items))
         job.feed(items, last=True)
