@@ -15,9 +15,10 @@ dill runs with ``dill.settings`` as pathos 0.3.5 does (``recurse=False`` by defa
 function sent by value finds its globals in its module on the other side (the worker's
 own ``__main__`` for a function of the main script), so a worker uses the objects it
 inherited (a module-level ``multiprocessing.Value``) and library internals are never
-copied. What a spawned worker's ``__main__`` cannot have, the globals the script binds
-under ``if __name__ == "__main__":``, travels with the function (see
-:mod:`pathos._mainguard`), each one only if it can be pickled.
+copied. The ``__main__`` globals a function uses travel with it, each only if it can be
+pickled, and are used only where the receiver's ``__main__`` lacks them (globals bound
+under ``if __name__ == "__main__":`` in a spawned worker, anything on a Dask worker):
+see :mod:`pathos._mainguard`.
 
 Classes sent by value are *canonical*: each process keeps one class object per class
 definition (keyed by a digest of its dill bytes), and a class that came from this process
@@ -152,9 +153,9 @@ def _load_value(data: bytes, extra: bytes = b"") -> Any:
 
 
 def _globals_blob(obj: Any) -> bytes:
-    """The globals ``obj`` needs that a spawned worker's ``__main__`` lacks, pickled one
-    by one; a global that cannot be pickled is left out (the worker may have its own,
-    inherited through fork, as with pathos 0.3.5)."""
+    """The ``__main__`` globals ``obj`` uses, pickled one by one; a global that cannot be
+    pickled is left out (the worker may have its own, inherited through fork, as with
+    pathos 0.3.5)."""
     busy: set[int] = _local.__dict__.setdefault("globals_busy", set())
     if id(obj) in busy:
         return b""  # a function that reaches itself through its globals: sent once
@@ -174,9 +175,9 @@ def _globals_blob(obj: Any) -> bytes:
 def _install_globals(extra: bytes) -> None:
     """Put the globals that came with a function into this process's ``__main__``.
 
-    A name that ``__main__`` already has from elsewhere (the script, or fork) is left
-    alone; one that an earlier call sent is replaced, so each call sees the values of
-    the moment it was made.
+    A name that ``__main__`` already has of its own (from the script, or inherited
+    through fork) keeps its own value, as with pathos 0.3.5; one that an earlier call
+    sent is replaced by this call's value.
     """
     if not extra:
         return
