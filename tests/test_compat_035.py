@@ -133,6 +133,15 @@ def test_helpers_mp_is_multiprocessing_with_dill(tmp_path: Any, method: str) -> 
 # -- item 3: legacy map modules -------------------------------------------------------
 
 
+@pytest.fixture
+def default_pools() -> Any:
+    """mp_map and pp_map use the cached pools of 2 nodes: shut them down afterwards."""
+    yield
+    ProcessPool(2).clear()
+    ThreadPool(2).clear()
+
+
+@pytest.mark.usefixtures("default_pools")
 def test_mp_map() -> None:
     from pathos.mp_map import mp_map
 
@@ -144,6 +153,7 @@ def test_mp_map() -> None:
     assert isinstance(module.mp, ProcessPool) and isinstance(module.tp, ThreadPool)
 
 
+@pytest.mark.usefixtures("default_pools")
 def test_pp_map() -> None:
     from pathos.pp_map import pp_map, ppmap, print_stats, stats
 
@@ -336,5 +346,9 @@ def test_map_object_shuts_its_pool_down_when_deleted() -> None:
 def test_parallel_pool_autodetect() -> None:
     pytest.importorskip("distributed")
     pool = pathos.ParallelPool("autodetect", id="compat-autodetect")
-    assert pool.nodes == pathos.helpers.cpu_count()
-    assert pathos.ParallelPool(ncpus="autodetect", id="compat-autodetect2").nodes == pool.nodes
+    other = pathos.ParallelPool(ncpus="autodetect", id="compat-autodetect2")
+    try:
+        assert pool.nodes == other.nodes == pathos.helpers.cpu_count()
+    finally:
+        pool.clear()
+        other.clear()
