@@ -130,7 +130,7 @@ def test_portpicker_help_is_help_not_a_port(argv: tuple[str, ...]) -> None:
 
 def test_portpicker_range_options() -> None:
     out = pathos("--min", "20000", "--max", "20100", name="portpicker")
-    assert out.returncode == 0 and 20000 <= int(out.stdout) < 20100
+    assert out.returncode == 0 and 20000 <= int(out.stdout) <= 20100
     bad = pathos("--min", "5000", "--max", "4000", name="portpicker")
     assert bad.returncode == 2 and "no free port" in bad.stderr and bad.stdout == ""
 

@@ -89,7 +89,7 @@ def test_bad_calls(pool: Any) -> None:
     with pytest.raises(TypeError, match="at least two arguments"):
         pool.imap(abs)
     with pytest.raises(ValueError, match="chunksize"):
-        pool.map(abs, [1], chunksize=0)
+        pool.map(abs, [1], chunksize=-1)
     with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
         pool.map(abs, [1], z=1)
 

@@ -91,7 +91,7 @@ def test_bar_closed_once_on_failure_and_cancel(kind: str, bars: list[ProgressBar
         next(it)
         it.close()
         with pytest.raises(ValueError):
-            pool.map(_cases.square, iter([1, "x"]), progress=True, chunksize=0)
+            pool.map(_cases.square, iter([1, "x"]), progress=True, chunksize=-1)
     finally:
         pool.clear()
     assert len(bars) == 2 and all(bar.closed for bar in bars)

@@ -222,3 +222,85 @@ def test_a_manager_lock_is_shared_between_processes() -> None:
     with multiprocessing.Manager() as manager, ProcessPool(2, id="serialize-manager") as pool:
         lock = manager.Lock()
         assert pool.map(with_lock, [lock] * 4) == [1, 1, 1, 1]
+# Issue 10 item 0: dill runs with dill.settings (recurse=False), as pathos 0.3.5 does.
+SETTINGS_SCRIPT = textwrap.dedent(
+    """
+    import multiprocessing
+    import sys
+    import warnings
+
+    import numpy as np
+    from pathos.pools import ProcessPool
+
+    counter = multiprocessing.Value("i", 0)   # shared with forked workers by inheritance
+
+    def bump(x):
+        with counter.get_lock():
+            counter.value += 1
+        return x
+
+    def guarded(x):
+        return x + offset                     # offset is bound under the main guard
+
+    def make(errfn):
+        def f(x):
+            old = errfn(all="ignore")         # numpy's globals hold a ContextVar
+            errfn(**old)
+            return x
+        return f
+
+    class Model:
+        def __init__(self):
+            self.handlers = {"double": self.double, "triple": self.triple}
+            self.me = self
+        def double(self, x):
+            return 2 * x
+        def triple(self, x):
+            return model.handlers["double"](x) + x
+
+    model = Model()
+
+    if __name__ == "__main__":
+        warnings.simplefilter("error")        # dill's "RecursionError" PicklingWarning too
+        method = sys.argv[1]
+        pool = ProcessPool(2, context=method)
+        assert pool.map(make(np.seterr), range(3)) == [0, 1, 2]
+        assert pool.map(lambda x: model.handlers["triple"](x), range(3)) == [0, 3, 6]
+        local = Model()
+        assert pool.map(lambda x: local.handlers["double"](x), range(3)) == [0, 2, 4]
+        assert pool.map(bump, range(4)) == [0, 1, 2, 3]
+        if method == "fork":
+            assert counter.value == 4, counter.value   # the inherited Value, as 0.3.5
+        offset = 10
+        assert pool.map(guarded, [1]) == [11]
+        offset = 20                                 # workers forked before offset existed take each call's
+        assert pool.map(guarded, [1]) == [21]
+        pool.clear()
+        print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_dill_settings_as_pathos_035(tmp_path: Any, method: str) -> None:
+    pytest.importorskip("numpy")
+    script = tmp_path / "settings_script.py"
+    script.write_text(SETTINGS_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, str(script), method], capture_output=True, text=True, timeout=TIMEOUT, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_dill_settings_are_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dill
+
+    def outer() -> Any:
+        return lambda x: _cases.square(x)
+
+    monkeypatch.setitem(dill.settings, "recurse", True)
+    assert loads(dumps(outer()))(3) == 9
+    monkeypatch.setitem(dill.settings, "recurse", False)
+    assert loads(dumps(outer()))(4) == 16

@@ -22,6 +22,8 @@ from . import parallel as parallel
 from . import pools as pools
 from . import serial as serial
 from . import threading as threading
+from .__info__ import __author__ as __author__
+from .__info__ import __license__ as __license__
 from ._errors import ClusterError as ClusterError
 from ._errors import PathosError as PathosError
 from ._errors import PoolClosedError as PoolClosedError
@@ -44,36 +46,50 @@ from .pools import ThreadPool as ThreadPool
 python = serial  # pathos's old module aliases
 pp = parallel
 
-__all__ = [
-    "AsyncResult",
-    "ClusterError",
-    "ParallelPool",
-    "PathosError",
-    "PoolClosedError",
-    "PoolRunningError",
-    "ProcessPool",
-    "RemoteError",
-    "RemoteTraceback",
-    "ResultIterator",
-    "ResultTimeoutError",
-    "SerialPool",
-    "SerializationError",
-    "TaskTimeoutError",
-    "ThreadPool",
-    "WorkerCrashedError",
-    "WorkerInitError",
-    "__version__",
-    "citation",
-    "helpers",
-    "license",
-    "logger",
-    "maps",
-    "multiprocessing",
-    "parallel",
-    "pools",
-    "serial",
-    "threading",
-]
+# pathos 0.3.5 imported these with the package; here each is imported on first use of
+# ``pathos.<name>`` (the remote-execution modules pull in subprocess and socket code
+# most programs never need). The launcher aliases name classes of ``pathos.secure``.
+_LAZY_MODULES = (
+    "abstract_launcher",
+    "connection",
+    "core",
+    "hosts",
+    "secure",
+    "selector",
+    "server",
+    "util",
+    "xmlrpc",
+)
+_LAZY_ALIASES = {
+    "SSH_Launcher": ("secure", "Pipe"),
+    "SCP_Launcher": ("secure", "Copier"),
+    "SSH_Tunnel": ("secure", "Tunnel"),
+}
+
+
+def _submodule(name: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        # hasattr() and inspect expect AttributeError for a name that is not there.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from exc
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return _submodule(name)
+    if name in _LAZY_ALIASES:
+        module, attr = _LAZY_ALIASES[name]
+        return getattr(_submodule(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_ALIASES))
 
 
 def logger(level: int | None = None, handler: logging.Handler | None = None, **kwds: Any) -> logging.Logger:
@@ -81,12 +97,13 @@ def logger(level: int | None = None, handler: logging.Handler | None = None, **k
 
     Args:
         level: a logging level to set, if given.
-        handler: a handler to add instead of the default stream handler.
+        handler: a handler that replaces the logger's handlers (so calling this
+            twice with the same handler does not add it twice).
         name: the logger's name (default ``"pathos"``).
     """
     log = logging.getLogger(kwds.get("name", "pathos"))
     if handler is not None:
-        log.addHandler(handler)
+        log.handlers = [handler]  # as pathos: the given handler replaces the others
     elif not log.handlers:
         log.addHandler(logging.StreamHandler())
     if level is not None:
@@ -96,7 +113,7 @@ def logger(level: int | None = None, handler: logging.Handler | None = None, **k
 
 def license() -> None:
     """Print the license."""
-    print("pathos is distributed under the 3-clause BSD license.")
+    print(__license__)
 
 
 def citation() -> None:

@@ -33,20 +33,54 @@ class PoolRunningError(PathosError, ValueError, AssertionError):
 class AbstractWorkerPool:
     """The pool interface of pathos: the verbs, ``nodes``, and ``with`` support.
 
+    Subclasses (as pyina's do) may route ``nodes`` through a ``nodes`` property of their
+    own: ``__init__`` assigns ``self.nodes = nodes`` (a read-only ``nodes`` that raises
+    ``TypeError`` is left alone), and the input filters ``_AbstractWorkerPool__map``,
+    ``__imap``, ``__pipe``, ``__init`` and ``__get_nodes``/``__set_nodes`` are there
+    to be called by name, as in pathos 0.3.5.
+
     Args:
-        nodes: number of workers (positional or ``nodes=``).
+        nodes: number of workers (positional or ``nodes=``; default 1).
         id: the key of this pool in its class's pool cache.
     """
 
     __nodes = 1
 
     def __init__(self, *args: Any, **kwds: Any) -> None:
+        self.__init(*args, **kwds)
+        self._id = kwds.get("id")
+
+    def __init(self, *args: Any, **kwds: Any) -> None:
+        """Take ``nodes`` from the first positional argument or ``nodes=``."""
         if args:
             if "nodes" in kwds:
                 raise TypeError("got multiple values for keyword argument 'nodes'")
-            kwds["nodes"] = args[0]
-        self.__nodes = kwds.get("nodes", self.__nodes)
-        self._id = kwds.get("id")
+            nodes = args[0]
+        else:
+            nodes = kwds.get("nodes", self.__nodes)
+        try:
+            self.nodes = nodes
+        except TypeError:
+            pass  # a subclass whose nodes is read-only
+
+    def __map(self, f: Any, *args: Any, **kwds: Any) -> None:
+        """Check the arguments of a map: at least one iterable."""
+        if not args:
+            raise TypeError("map() requires at least two args")
+
+    def __imap(self, f: Any, *args: Any, **kwds: Any) -> None:
+        """Check the arguments of an imap: at least one iterable."""
+        if not args:
+            raise TypeError("imap() must have at least two arguments")
+
+    def __pipe(self, f: Any, *args: Any, **kwds: Any) -> None:
+        """Check the arguments of a pipe (anything goes: ``f`` itself says what it takes)."""
+
+    def __get_nodes(self) -> int:
+        return self.__nodes
+
+    def __set_nodes(self, nodes: int) -> None:
+        raise TypeError("nodes is a read-only attribute")
 
     def __enter__(self) -> Any:
         return self
@@ -57,11 +91,9 @@ class AbstractWorkerPool:
     def __repr__(self) -> str:
         return f"<pool {type(self).__name__}()>"
 
-    def _AbstractWorkerPool__get_nodes(self) -> int:
-        return self.__nodes
-
-    def _AbstractWorkerPool__set_nodes(self, nodes: int) -> None:
-        raise TypeError("nodes is a read-only attribute")
+    def _serve(self, *args: Any, **kwds: Any) -> Any:
+        """Create the workers of this pool if the cache has none (pools implement it)."""
+        raise NotImplementedError
 
     def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> Any:
         """Run ``f`` on the items of ``args`` zipped together; blocking, ordered -> list."""
@@ -92,6 +124,14 @@ class AbstractWorkerPool:
         raise NotImplementedError
 
 
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
+def _none(*args: Any) -> None:
+    return None
+
+
 def _check_function(verb: str, f: Any) -> None:
     if not callable(f):
         raise TypeError(f"{verb}() needs a callable as its first argument, got {type(f).__name__}: {f!r:.60}")
@@ -109,7 +149,7 @@ def _call_options(verb: str, kwds: dict[str, Any], defaults: dict[str, Any]) -> 
         options[key] = value
     chunksize = options["chunksize"]
     if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+        raise ValueError(f"Chunksize must be 1+, not {chunksize!r}: chunksize must be a positive int")
     timeout = options["timeout"]
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -261,6 +301,10 @@ class WorkerPool(AbstractWorkerPool):
         backend.join()
         self._evict(backend)
 
+    def _clear(self) -> None:
+        """pathos's name of :meth:`clear` (``p._clear(); p._serve()`` starts fresh workers)."""
+        self.clear()
+
     def restart(self, force: bool = False) -> Backend | None:
         """Clear the cached workers and start new ones; returns the new backend."""
         backend = self._cached_backend()
@@ -274,12 +318,12 @@ class WorkerPool(AbstractWorkerPool):
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, *exc: Any) -> None:
         """End of a ``with`` block: close, join and evict (terminate on an error)."""
         backend = self._cached_backend()
         if backend is None:
             return
-        if exc_type is not None:
+        if exc and exc[0] is not None:
             backend.terminate()
         backend.close()
         backend.join()
@@ -328,6 +372,11 @@ class WorkerPool(AbstractWorkerPool):
     def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
         if not args:
             raise TypeError(f"{verb}() requires at least two args")
+        if _is_zero(kwds.get("chunksize")):
+            # pathos 0.3.5 (multiprocessing's MapResult): chunksize=0 never calls f and
+            # gives one None per item.
+            _check_function(verb, f)
+            kwds, f = {**kwds, "chunksize": None}, _none
         items = list(zip(*args)) if len(args) > 1 else list(args[0])
         job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items))
         job.feed(items, last=True)

@@ -11,6 +11,15 @@ worker cannot import by name:
 If the C pickler still fails (a module object, a lock, ...), the whole object is retried
 with dill. Both routes produce bytes that load with plain :func:`pickle.loads`.
 
+dill runs with ``dill.settings`` as pathos 0.3.5 does (``recurse=False`` by default): a
+function sent by value finds its globals in its module on the other side (the worker's
+own ``__main__`` for a function of the main script), so a worker uses the objects it
+inherited (a module-level ``multiprocessing.Value``) and library internals are never
+copied. The ``__main__`` globals a function uses travel with it, each only if it can be
+pickled, and are used only where the receiver's ``__main__`` lacks them (globals bound
+under ``if __name__ == "__main__":`` in a spawned worker, anything on a Dask worker):
+see :mod:`pathos._mainguard`.
+
 Classes sent by value are *canonical*: each process keeps one class object per class
 definition (keyed by a digest of its dill bytes), and a class that came from this process
 goes back to this same class object. So ``isinstance(result, MyClass)`` holds in the
@@ -24,6 +33,7 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import threading
 import types
 import weakref
@@ -33,6 +43,7 @@ from typing import Any, Callable
 import dill
 
 from ._errors import SerializationError
+from ._mainguard import main_dict, needed_globals
 from ._shm import BufferWriter, SegmentWriter
 
 __all__ = ["describe", "dumps", "loads", "name_result_item"]
@@ -46,6 +57,7 @@ _classes: OrderedDict[bytes, type] = OrderedDict()
 _origins: weakref.WeakKeyDictionary[type, tuple[bytes, bytes]] = weakref.WeakKeyDictionary()
 _lock = threading.RLock()
 _local = threading.local()  # classes being dumped right now (breaks reference cycles)
+_injected: set[str] = set()  # names of __main__ that this process got from its parent
 
 
 def _reset_lock_in_child() -> None:
@@ -82,7 +94,7 @@ def _class_reduction(cls: type) -> Any:
         with _lock:
             _origins[cls] = known
             _remember(known[0], cls)
-    return (_load_class, known)
+    return (_load_class, (*known, cls.__module__, cls.__qualname__, _globals_blob(cls)))
 
 
 def _remember(digest: bytes, cls: type) -> None:
@@ -92,23 +104,92 @@ def _remember(digest: bytes, cls: type) -> None:
         _classes.popitem(last=False)
 
 
-def _load_class(digest: bytes, data: bytes) -> type:
-    """Rebuild a class sent by value, once per process."""
+def _load_class(digest: bytes, data: bytes, module: str = "", qualname: str = "", extra: bytes = b"") -> type:
+    """Rebuild a class sent by value, once per process.
+
+    A class of the main script that this process's ``__main__`` has under the same name
+    is that class (a forked worker inherited it, a spawned one imported the script
+    again), so ``isinstance`` holds between the worker's own globals and what it is sent.
+    """
+    _install_globals(extra)
     with _lock:
         cls = _classes.get(digest)
         if cls is not None:
             _classes.move_to_end(digest)
             return cls
-    cls = dill.loads(data)
+    own = _main_class(module, qualname)
+    if own is not None:
+        with _lock:
+            cls = _classes.setdefault(digest, own)
+        return cls
+    cls = _dill_loads(data)
     with _lock:
         cls = _classes.setdefault(digest, cls)
         _origins[cls] = (digest, data)
     return cls
 
 
-def _load_value(data: bytes) -> Any:
-    """Rebuild an object that was serialized whole with dill."""
-    return dill.loads(data)
+def _main_class(module: str, qualname: str) -> type | None:
+    if module not in ("__main__", "__mp_main__") or "<" in qualname or "." in qualname:
+        return None
+    main = main_dict()
+    found = main.get(qualname) if main is not None else None
+    return found if isinstance(found, type) and found.__qualname__ == qualname else None
+
+
+def _dill_loads(data: bytes) -> Any:
+    unpickler = dill.Unpickler(io.BytesIO(data))
+    main = sys.modules.get("__main__")
+    if main is not None:
+        unpickler._main = main  # dill took __main__ when first imported: maybe before a spawn's fix-up
+    return unpickler.load()
+
+
+def _load_value(data: bytes, extra: bytes = b"") -> Any:
+    """Rebuild an object that was serialized whole with dill (and the globals of
+    ``__main__`` that came with it)."""
+    _install_globals(extra)
+    return _dill_loads(data)
+
+
+def _globals_blob(obj: Any) -> bytes:
+    """The ``__main__`` globals ``obj`` uses, pickled one by one; a global that cannot be
+    pickled is left out (the worker may have its own, inherited through fork, as with
+    pathos 0.3.5)."""
+    busy: set[int] = _local.__dict__.setdefault("globals_busy", set())
+    if id(obj) in busy:
+        return b""  # a function that reaches itself through its globals: sent once
+    busy.add(id(obj))
+    try:
+        values = {}
+        for name, value in needed_globals(obj).items():
+            try:
+                values[name] = dumps(value, what=f"global {name!r} of __main__")
+            except SerializationError:
+                continue
+        return pickle.dumps(values, PROTOCOL) if values else b""
+    finally:
+        busy.discard(id(obj))
+
+
+def _install_globals(extra: bytes) -> None:
+    """Put the globals that came with a function into this process's ``__main__``.
+
+    A name that ``__main__`` already has of its own (from the script, or inherited
+    through fork) keeps its own value, as with pathos 0.3.5; one that an earlier call
+    sent is replaced by this call's value.
+    """
+    if not extra:
+        return
+    main = main_dict()
+    if main is None:
+        return
+    for name, blob in pickle.loads(extra).items():
+        with _lock:
+            if name in main and name not in _injected:
+                continue
+            _injected.add(name)
+        main[name] = loads(blob)
 
 
 def _override(obj: Any, top: Any = None) -> Any:
@@ -123,7 +204,7 @@ class _FastPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is types.FunctionType:
             if _needs_value(obj):
-                return (_load_value, (_dill_dumps(obj),))
+                return (_load_value, (_dill_dumps(obj), _globals_blob(obj)))
             return NotImplemented
         return _override(obj)
 
@@ -139,8 +220,11 @@ class _DillPickler(dill.Pickler):  # type: ignore[misc]
 
 def _dill_dumps(obj: Any, top: Any = None) -> bytes:
     buf = io.BytesIO()
-    pickler = _DillPickler(buf, protocol=PROTOCOL, recurse=True)
+    pickler = _DillPickler(buf, protocol=PROTOCOL)  # recurse, byref...: dill.settings, as pathos 0.3.5
     pickler._top = top
+    main = sys.modules.get("__main__")
+    if main is not None:
+        pickler._main = main
     pickler.dump(obj)
     return buf.getvalue()
 

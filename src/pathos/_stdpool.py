@@ -124,6 +124,11 @@ class _StdPool:
     def __exit__(self, *exc: Any) -> None:
         self.terminate()
 
+    @property
+    def _processes(self) -> int:
+        """The number of workers (the standard library's attribute name)."""
+        return self._pool.nodes
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} processes={self._pool.nodes}>"
 

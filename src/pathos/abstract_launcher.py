@@ -10,10 +10,11 @@ __all__ = ["AbstractPipeConnection", "AbstractWorkerPool"]
 
 
 class AbstractPipeConnection:
-    """The interface of a pipe-based launcher (pathos's ``connection.Pipe`` base)."""
+    """The base of pipe-based launchers (pathos's ``connection.Pipe``): takes and keeps
+    nothing; subclasses say what to launch."""
 
     def __init__(self, *args: Any, **kwds: Any) -> None:
-        self.name = kwds.get("name", args[0] if args else None)
+        pass
 
     def __repr__(self) -> str:
-        return f"<pipe {self.name}>"
+        return f"<pipe {type(self).__name__}>"

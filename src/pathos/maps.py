@@ -60,11 +60,15 @@ class _Mapper:
         getattr(self._pool, "clear", lambda: None)()
 
     def __del__(self) -> None:
+        # As pathos 0.3.5: a map object shuts its last pool down when it goes away.
         try:
-            if self._pool is not None and self.clear_:
+            if self._pool is not None:
+                self.close()
+                self.join()
                 self.clear()
         except Exception:
             pass
+        self._pool = None
 
 
 def _method(pool: Any, *names: str) -> Callable[..., Any] | None:

@@ -195,6 +195,8 @@ class ParallelPool(WorkerPool):
     def _validate_nodes(self, value: Any) -> int:
         if value == 0 and not isinstance(value, bool):
             return 0  # servers only
+        if value == "autodetect":
+            return super()._validate_nodes(None)  # ppft's spelling of "one per core"
         return super()._validate_nodes(value)
 
     def _default_id(self) -> Any:

@@ -3,7 +3,7 @@
     >>> from pathos.portpicker import portnumber, randomport
     >>> next_port = portnumber(20000, 21000)
     >>> a, b = next_port(), next_port()    # a random free port, then the next free one
-    >>> port = randomport()                # one free port in 1024..65535
+    >>> port = randomport()                # one free port in 1024..65535 (inclusive)
 
 From a shell: ``portpicker`` (also ``pathos portpicker`` and ``python -m
 pathos.portpicker``) prints a free port; ``--min``/``--max`` bound it, ``--help`` says so.
@@ -19,7 +19,7 @@ import os
 import random
 import socket
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 __all__ = ["is_free", "main", "portnumber", "randomport"]
 
@@ -34,39 +34,50 @@ def is_free(port: int) -> bool:
     return True
 
 
-def portnumber(min: int = 0, max: int = 64 * 1024) -> Callable[[], int]:
-    """A function that returns a free port in ``[min, max)`` each time it is called.
+class portnumber:
+    """A callable that returns a free port in ``[min, max]`` (both included) each call.
 
     The first call starts at a random port of the range; later calls go on from there
-    in order, wrapping around at the end, so each port is offered at most once.
+    in order, wrapping around at the end, so each port is offered at most once. Ports
+    that cannot be bound now are passed over (pathos 0.3.5 offered them anyway).
 
     Args:
         min: the lowest port (port 0, which means "any" to the OS, is skipped).
-        max: one past the highest port.
+        max: the highest port (at most 65535).
 
-    Returns:
-        A callable that raises ``RuntimeError('Range exhausted')`` once every port of
-        the range has been tried.
+    Raises:
+        ValueError: the range holds no usable port.
+        RuntimeError: ``'Range exhausted'``, from a call after every port was tried.
     """
-    low, high = builtins.max(min, 1), builtins.min(max, 65536)  # min, max: pathos's names
-    if low >= high:
-        raise ValueError(f"the port range [{min}, {max}) holds no usable port")
-    size = high - low
-    state = {"start": random.randrange(size), "tried": 0}
 
-    def next_port() -> int:
-        while state["tried"] < size:
-            port = low + (state["start"] + state["tried"]) % size
-            state["tried"] += 1
+    def __init__(self, min: int = 0, max: int = 64 * 1024) -> None:  # min, max: pathos's names
+        self.min = min
+        self.max = max
+        self.first = -1  # the first port offered, as in pathos
+        self.current = -1  # the last port tried
+        self._low, self._high = builtins.max(min, 1), builtins.min(max, 65535)
+        if self._low > self._high:
+            raise ValueError(f"the port range [{min}, {max}] holds no usable port")
+        self._tried = 0
+
+    def __call__(self) -> int:
+        """The next free port of the range."""
+        size = self._high - self._low + 1
+        while self._tried < size:
+            if self.current < 0:
+                port = random.randint(self._low, self._high)
+                self.first = port
+            else:
+                port = self._low + (self.current + 1 - self._low) % size
+            self.current = port
+            self._tried += 1
             if is_free(port):
                 return port
         raise RuntimeError("Range exhausted")
 
-    return next_port
-
 
 def randomport(min: int = 1024, max: int = 65536) -> int:
-    """A free port in ``[min, max)``, picked at random.
+    """A free port in ``[min, max]`` (both included), picked at random.
 
     Raises:
         RuntimeError: no port of the range is free.
@@ -77,7 +88,7 @@ def randomport(min: int = 1024, max: int = 65536) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the ``portpicker`` command (shared with ``pathos portpicker``)."""
     parser.add_argument("--min", type=int, default=1024, metavar="PORT", help="lowest port (default 1024)")
-    parser.add_argument("--max", type=int, default=65536, metavar="PORT", help="one past the highest (default 65536)")
+    parser.add_argument("--max", type=int, default=65535, metavar="PORT", help="highest port, included (default 65535)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,11 +103,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def pick(args: argparse.Namespace, cmd: argparse.ArgumentParser) -> int:
-    """Print a free port in ``[args.min, args.max)``; returns the exit status."""
+    """Print a free port in ``[args.min, args.max]``; returns the exit status."""
     try:
         port = randomport(args.min, args.max)
     except (ValueError, RuntimeError) as exc:
-        cmd.error(f"no free port in [{args.min}, {args.max}): {exc}")
+        cmd.error(f"no free port in [{args.min}, {args.max}]: {exc}")
     try:
         print(port, flush=True)
     except BrokenPipeError:  # the reader went away: quietly, as a shell command would

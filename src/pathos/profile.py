@@ -92,24 +92,35 @@ def clear_stats(*args: Any) -> None:
 
 
 def get_stats(*args: Any) -> list[Any]:
-    """The raw statistics gathered so far (empty when profiling is disabled)."""
-    return list(profiler.getstats()) if profiler is not None else []
+    """The raw statistics gathered so far.
+
+    Raises:
+        UnboundLocalError: profiling is disabled (a ``NameError``, as pathos 0.3.5
+            raised); call :func:`enable_profiling` first.
+    """
+    if profiler is None:
+        raise UnboundLocalError("no statistics: profiling is disabled in this process; call enable_profiling() first")
+    return list(profiler.getstats())
 
 
-def print_stats(*args: Any, sort: Sort = -1) -> None:
-    """Print the statistics gathered so far, ordered by ``sort`` (e.g. ``"cumulative"``)."""
+def print_stats(*args: Any, **kwds: Any) -> None:
+    """Print the statistics gathered so far, ordered by ``sort=`` (e.g. ``"cumulative"``;
+    default: standard order); other arguments are ignored, as in pathos 0.3.5."""
     if profiler is not None:
-        profiler.print_stats(sort)
+        profiler.print_stats(kwds.get("sort", -1))
 
 
-def dump_stats(
-    *args: Any, gen: Callable[[], Any] | None = None, prefix: str = "id-", suffix: str = ".prof"
-) -> str | None:
-    """Write the statistics to ``f"{prefix}{gen()}{suffix}"`` (``gen`` defaults to
-    :func:`process_id`), for :mod:`pstats`; returns the file name, None when disabled."""
+def dump_stats(*args: Any, **kwds: Any) -> str | None:
+    """Write the statistics to ``f"{prefix}{gen()}{suffix}"``, for :mod:`pstats`.
+
+    Keywords (others are ignored, as in pathos 0.3.5): ``gen`` (default
+    :func:`process_id`), ``prefix`` (default ``"id-"``), ``suffix`` (default
+    ``".prof"``). Returns the file name, or None when profiling is disabled.
+    """
     if profiler is None:
         return None
-    path = f"{prefix}{(gen or process_id)()}{suffix}"
+    gen = kwds.get("gen") or process_id
+    path = f"{kwds.get('prefix', 'id-')}{gen()}{kwds.get('suffix', '.prof')}"
     profiler.dump_stats(path)
     return path
 
@@ -134,7 +145,7 @@ class profiled:
         self.suffix = suffix
         if isinstance(gen, (bool, str)):
             self.sort: Sort = -1 if isinstance(gen, bool) else gen
-            self.pid: Callable[[], Any] | None = None
+            self.pid: Callable[..., Any] = str  # pathos's marker for "print, do not dump"
         else:
             self.sort = -1
             self.pid = gen or process_id
@@ -145,7 +156,10 @@ class profiled:
 
 
 class _Profiled:
-    """A function wrapped by :class:`profiled`; an object, so it pickles into workers."""
+    """A function wrapped by :class:`profiled`; an object, so it pickles into workers by
+    reference to this module (it uses the worker's profiler, not a copy of ours)."""
+
+    __name__ = "proactive"  # pathos 0.3.5's name for the wrapper; not_profiled looks for it
 
     def __init__(self, f: Callable[..., Any], config: profiled) -> None:
         self.__wrapped__ = f
@@ -161,7 +175,7 @@ class _Profiled:
         finally:
             active.disable()
             config = self._config
-            if config.pid is None:
+            if config.pid is str:
                 active.print_stats(config.sort)
             else:
                 active.dump_stats(f"{config.prefix}{config.pid()}{config.suffix}")
@@ -169,6 +183,8 @@ class _Profiled:
 
 class _Plain:
     """A function called without profiling (what :func:`not_profiled` returns)."""
+
+    __name__ = "wrapper"  # as pathos 0.3.5 names it
 
     def __init__(self, f: Callable[..., Any]) -> None:
         self.__wrapped__ = f
@@ -179,7 +195,8 @@ class _Plain:
 
 def not_profiled(f: Callable[..., Any]) -> Callable[..., Any]:
     """The function behind a :class:`profiled` wrapper, called without profiling."""
-    return _Plain(f.__wrapped__ if isinstance(f, _Profiled) else f)
+    unwrap = getattr(f, "__name__", None) == "proactive"
+    return _Plain(getattr(f, "__wrapped__", f) if unwrap else f)
 
 
 class profile:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import time
+import types
 from typing import Any, Callable
 
 __all__ = ["random_seed", "random_state", "starargs"]
@@ -31,25 +33,35 @@ def random_seed(s: Any = None) -> None:
     numpy.random.seed(s)
 
 
-def random_state(module: str = "random", new: bool = False, seed: Any = "!") -> Any:
-    """The random number generator of ``module`` (``"random"`` or ``"numpy.random"``).
+def random_state(module: Any = "random", new: bool = False, seed: Any = "!") -> Any:
+    """The random number generator of ``module``, optionally new and (re)seeded.
 
     Args:
-        module: the module whose generator to return.
-        new: return a new, independent generator instead of the module's.
+        module: ``"random"`` (default), ``"numpy"`` (meaning ``numpy.random``), any
+            module name, or a module object (``numpy`` itself means ``numpy.random``).
+        new: return a new, independent generator (``random.Random()`` or
+            ``numpy.random.RandomState()``) instead of the module's global one.
         seed: ``"!"`` leaves the seed alone, None reseeds from the OS, ``"*"`` seeds
             with this process id and the time (distinct in every worker), anything else
             is the seed.
     """
-    import importlib
-
-    rng_module = importlib.import_module(module)
-    if seed == "*":
-        seed = os.getpid() + int(time.time() * 1e6) % (2**31)
-    if module == "random":
-        rng: Any = random.Random() if new else rng_module
+    if isinstance(module, types.ModuleType):
+        rng_module: Any = _numpy_random() if module.__name__ == "numpy" else module
+    elif module == "random":
+        rng_module = random
     else:
-        rng = rng_module.RandomState() if new else rng_module
-    if seed != "!":
-        rng.seed(seed)
+        rng_module = importlib.import_module("numpy.random" if module == "numpy" else module)
+    factory = getattr(rng_module, "RandomState", None) or rng_module.Random
+    rng = factory() if new else rng_module
+    if seed == "!":
+        return rng
+    if seed == "*":
+        seed = (os.getpid() + int(time.time() * 1e6)) % 2**32  # numpy takes seeds below 2**32
+    rng.seed(seed)
     return rng
+
+
+def _numpy_random() -> Any:
+    import numpy.random
+
+    return numpy.random
