@@ -17,7 +17,7 @@ from pathos.pools import ProcessPool
 
 from .conftest import TIMEOUT
 
-PUBLIC = [getattr(pathos, name) for name in pathos.__all__]
+PUBLIC = [obj for name, obj in vars(pathos).items() if not name.startswith("_")]
 EXCEPTIONS = [obj for obj in PUBLIC if isinstance(obj, type) and issubclass(obj, BaseException)]
 
 SAMPLES: list[BaseException] = [

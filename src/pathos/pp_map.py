@@ -46,7 +46,7 @@ def pp_map(function: Callable[..., Any], sequence: Iterable[Any], *args: Iterabl
     Args:
         ncpus: number of local workers (default: one per core).
         servers: Dask scheduler addresses (``"host:port"``) to run on as well; this needs
-            ``pip install "pathos[dask]"``.
+            the dask extra (``pip install -e ".[dask]"`` in this project's checkout).
     """
     ncpus = kwds.pop("ncpus", None)
     servers = kwds.pop("servers", ())

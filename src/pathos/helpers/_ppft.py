@@ -15,7 +15,8 @@ __all__ = ["load", "server_class"]
 
 _HINT = (
     "ppft (Parallel Python) is not installed: pathos's ParallelPool runs on Dask "
-    '(pip install "pathos[dask]"); for ppft itself, pip install ppft'
+    '(install the dask extra of this pathos: pip install -e ".[dask]" in its checkout); '
+    "for ppft itself, pip install ppft"
 )
 
 
