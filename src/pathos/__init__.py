@@ -44,6 +44,21 @@ from .pools import ThreadPool as ThreadPool
 python = serial  # pathos's old module aliases
 pp = parallel
 
+# The remote-execution modules load on first use, so `import pathos` stays fast.
+_LAZY_MODULES = ("connection", "core", "hosts", "secure", "selector", "server", "util", "xmlrpc")
+_LAZY_ALIASES = {"SSH_Launcher": "Pipe", "SCP_Launcher": "Copier", "SSH_Tunnel": "Tunnel"}  # in pathos.secure
+
+
+def __getattr__(name: str) -> Any:
+    """``pathos.core``, ``pathos.secure``... and ``SSH_Launcher``/``SCP_Launcher``/``SSH_Tunnel``, on first use."""
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_ALIASES:
+        return getattr(importlib.import_module(f"{__name__}.secure"), _LAZY_ALIASES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "AsyncResult",
     "ClusterError",
