@@ -64,6 +64,7 @@ class Pipe:
     """
 
     verbose = False  # pathos 0.3.5 printed "Kill pid=..." and such when True
+    _preexec: Optional[Callable[[], None]] = None  # run in the child before the command
     _keys: dict[str, str] = {"command": "_command", "background": "background", "decode": "codec", "stdin": "stdin"}
     _names: tuple[str, ...] = ("message", "background", "stdin", "codec")
 
@@ -125,6 +126,7 @@ class Pipe:
                 stderr=subprocess.STDOUT if self.background else None,
                 close_fds=True,
                 start_new_session=self.background,  # kill() ends the whole group
+                preexec_fn=self._preexec,
             )
         except (OSError, ValueError) as exc:
             raise PipeException(f"failure to pipe: {self.message} ({exc})") from exc

@@ -5,10 +5,13 @@
     this machine                         remote host
     127.0.0.1:<local port>  -- ssh -->   localhost:<remote port>
 
+The local end listens on 127.0.0.1 only (never on the network).
+
 ``connect()`` returns only once ssh listens on the local port, and raises
 :class:`TunnelException` with ssh's own message if ssh exits instead (a wrong host, a
 refused key, ...). A local port that another program takes first is skipped for the
-next one. Tunnels still open when Python exits are closed.
+next one. Tunnels still open when Python exits are closed; on Linux a tunnel opened from
+the main thread also ends if Python is killed.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 import atexit
 import os
 import random
+import signal
 import socket
 import string
+import sys
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .._errors import PathosError
 from ..portpicker import portnumber
@@ -30,6 +36,7 @@ __all__ = ["Tunnel", "TunnelException"]
 CONNECT_SECONDS = 30.0  # bound on ssh logging in and listening on the local port
 ATTEMPTS = 10  # local ports tried when other programs take the ones picked
 POLL_SECONDS = 0.05
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 _open: set[Pipe] = set()  # the ssh launchers of connected tunnels, closed at exit
 
@@ -70,7 +77,7 @@ class Tunnel:
     def __repr__(self) -> str:
         if not self.connected:
             return f"Tunnel('{self.name}')"
-        return f"Tunnel('{self._launcher.message.split(' ', 1)[-1]}')"
+        return f"Tunnel('{self._launcher.message.split('ssh ', 1)[-1]}')"
 
     @property
     def connected(self) -> bool:
@@ -136,8 +143,11 @@ class Tunnel:
         # Without a gateway the remote end is the host's own loopback, so a service that
         # listens on 127.0.0.1 only (as pathos.core.serve's Dask scheduler does) is reached.
         target = remotehost.rpartition("@")[2] if through else "localhost"
-        options = f"-N -o ExitOnForwardFailure=yes -o LogLevel=ERROR -L {localport}:{target}:{remoteport}"
+        options = f"-N -o ExitOnForwardFailure=yes -o LogLevel=ERROR -L 127.0.0.1:{localport}:{target}:{remoteport}"
         self._launcher(host=through or remotehost, command="", options=options, background=True)
+        # exec: the shell becomes ssh, so the pid is ssh's and a signal reaches it.
+        self._launcher.message = "exec " + self._launcher.message
+        self._launcher._preexec = _dies_with_this_thread()
         self._launcher.launch()
         self._lport, self._rport, self._host = localport, remoteport, through or remotehost
         self._pid = self._launcher.pid()
@@ -159,6 +169,28 @@ class Tunnel:
             if _listening(process.pid, localport):
                 return
         raise TunnelException("failure", f"ssh did not listen on local port {localport} within {CONNECT_SECONDS:g} s")
+
+
+def _dies_with_this_thread() -> Optional[Callable[[], None]]:
+    """On Linux, called from the main thread: a preexec function that makes the kernel
+    send SIGTERM to ssh when this process dies, even by SIGKILL, so no tunnel outlives it.
+
+    The kernel signals when the thread that started the child ends, so a tunnel opened
+    from another thread (which may end first) goes without; atexit still closes it.
+    """
+    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
 
 
 def _listening(pid: int, port: int) -> bool:
