@@ -11,6 +11,13 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$s
   .venv/bin/python -m pip install --quiet -e ".[all]"
   cp pyproject.toml "$stamp"
 fi
+# The ssh tests (tests/test_ssh.py) run a real OpenSSH server; install it when it is
+# missing and we may (root, apt). Without it those tests skip and say how to enable them.
+if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing openssh-server and openssh-client for the ssh tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client; } \
+    >/dev/null 2>&1 || echo "could not install openssh-server: the ssh tests will skip"
+fi
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 set +e

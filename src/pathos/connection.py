@@ -21,6 +21,7 @@ process id (0 in the foreground), ``kill()`` stops it and whatever it started.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import select
@@ -33,6 +34,8 @@ import time
 from typing import IO, Any, Callable, Optional
 
 from ._errors import PathosError
+from .selector import Selector as Selector  # pathos 0.3.5 had these two here too
+from .util import _str as _str
 
 __all__ = ["Pipe", "PipeException"]
 
@@ -65,6 +68,7 @@ class Pipe:
 
     verbose = False  # pathos 0.3.5 printed "Kill pid=..." and such when True
     _preexec: Optional[Callable[[], None]] = None  # run in the child before the command
+    _debug = logging.getLogger("pathos")
     _keys: dict[str, str] = {"command": "_command", "background": "background", "decode": "codec", "stdin": "stdin"}
     _names: tuple[str, ...] = ("message", "background", "stdin", "codec")
 
@@ -116,6 +120,10 @@ class Pipe:
         """Run the configured command (see :attr:`message`)."""
         self._buffer = bytearray()
         self._eof = False
+        self._execute()
+
+    def _execute(self) -> None:
+        """Start the process (a subclass may run the command another way)."""
         stdin = self._stdin_for_launch()
         try:
             self._process = subprocess.Popen(

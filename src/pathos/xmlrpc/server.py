@@ -15,9 +15,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO, Callable, Optional
 from xmlrpc.server import SimpleXMLRPCDispatcher
 
+from .. import logger as logger
 from ..selector import Selector
 from ..server import Server
 from ..util import _b, print_exc_info, spawn
+from ..util import _str as _str
+from ..util import spawn2 as spawn2
 
 __all__ = ["XMLRPCRequestHandler", "XMLRPCServer"]
 
@@ -113,6 +116,8 @@ class XMLRPCServer(Server, SimpleXMLRPCDispatcher):
 
 class XMLRPCRequestHandler(BaseHTTPRequestHandler):
     """Reads one HTTP POST from ``socket`` and answers it with ``server``'s dispatcher."""
+
+    _debug = _log
 
     def __init__(self, server: XMLRPCServer, socket: socket.socket) -> None:
         # BaseHTTPRequestHandler's own __init__ would handle the request at once.
