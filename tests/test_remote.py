@@ -43,6 +43,54 @@ def test_import_pathos_does_not_load_the_remote_modules() -> None:
         pathos.nope  # noqa: B018
 
 
+# The public names of these modules in pathos 0.3.5 (from its installed package).
+NAMES_035 = {
+    "connection": ["Pipe", "PipeException"],
+    "secure": ["Copier", "Pipe", "Tunnel", "TunnelException"],
+    "secure.connection": ["Pipe"],
+    "secure.copier": ["Copier", "FileNotFound"],
+    "secure.tunnel": ["Tunnel", "TunnelException"],
+    "core": ["connect", "copy", "execute", "getchild", "getpid", "getppid", "kill", "randomport", "serve"],
+    "hosts": ["default_profile", "get_profile", "get_profiles", "register", "register_profiles"],
+    "util": ["_b", "_str", "print_exc_info", "spawn", "spawn2"],
+    "selector": ["Selector"],
+    "server": ["Server"],
+    "xmlrpc": ["XMLRPCRequestHandler", "XMLRPCServer"],
+    "xmlrpc.server": ["XMLRPCRequestHandler", "XMLRPCServer", "print_exc_info", "spawn2", "logger", "_b", "_str"],
+}
+METHODS_035 = {
+    "connection.Pipe": ["config", "launch", "response", "pid", "kill", "verbose"],
+    "secure.Tunnel": ["connect", "disconnect", "MINPORT", "MAXPORT", "verbose", "_connect"],
+    "selector.Selector": [
+        "watch",
+        "notifyOnReadReady",
+        "notifyOnWriteReady",
+        "notifyOnException",
+        "notifyOnInterrupt",
+        "notifyWhenIdle",
+    ],
+    "server.Server": ["selector", "activate", "deactivate", "serve"],
+    "xmlrpc.XMLRPCServer": ["activate", "serve", "register_function"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(NAMES_035))
+def test_the_names_of_pathos_035(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"pathos.{module}")
+    assert [n for n in NAMES_035[module] if not hasattr(mod, n)] == []
+
+
+def test_the_methods_of_pathos_035() -> None:
+    import importlib
+
+    for dotted, names in METHODS_035.items():
+        module, cls = dotted.rsplit(".", 1)
+        klass = getattr(importlib.import_module(f"pathos.{module}"), cls)
+        assert [n for n in names if not hasattr(klass, n)] == [], dotted
+
+
 def test_util_conversions_and_traceback() -> None:
     assert util._b("abc") == b"abc" and util._str(b"abc") == "abc"
     assert util._str(b"\xc3\xa9", "utf-8") == "é" and util._b("é", "utf-8") == b"\xc3\xa9"
@@ -238,6 +286,32 @@ def test_core_copy_locally(tmp_path: Path) -> None:
     assert (tmp_path / "b" / "f.txt").read_text() == "data"
     with pytest.raises(PipeException, match="copy failed with exit status"):
         core.copy(str(tmp_path / "missing"), str(tmp_path / "c"))
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_serve_dask_locally_and_stop_it() -> None:
+    pytest.importorskip("distributed")
+    from pathos.pools import ParallelPool
+
+    port = core.randomport()
+    server = core.serve("dask", None, port, python=sys.executable, timeout=90)
+    assert server.pid() > 0 and "pathos._serve --port" in server.message
+    pool = ParallelPool(nodes=0, servers=(f"127.0.0.1:{port}",), id=f"local-serve-{port}", strict=True)
+    try:
+        assert pool.map(pow, [2, 3], [3, 2]) == [8, 9]
+    finally:
+        pool.clear()
+        server.kill()
+    deadline = time.monotonic() + TIMEOUT
+    while _accepts(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _accepts(port)  # the scheduler is gone
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_randomport_locally_is_free() -> None:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from typing import Any, Optional, Sequence
 
-STOP_SECONDS = 10.0  # SIGTERM, then SIGKILL after this
+STOP_SECONDS = 3.0  # SIGTERM, then SIGKILL after this (within Pipe.kill()'s 5 s)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

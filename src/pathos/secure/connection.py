@@ -34,7 +34,10 @@ class Pipe(_Pipe):
         background, decode, stdin: as for :class:`pathos.connection.Pipe`.
 
     The command is quoted for the local shell, so the remote shell sees it as written:
-    ``$HOME``, ``~`` and pipes in it are those of the remote machine.
+    ``$HOME``, ``~`` and pipes in it are those of the remote machine. ``kill()`` stops the
+    local ssh; the remote command then ends when it next writes output or reads input,
+    so stop one that does neither with :func:`pathos.core.kill` (its pid from
+    :func:`pathos.core.getpid`).
     """
 
     _keys = {**_Pipe._keys, "host": "host", "launcher": "launcher", "options": "options"}
