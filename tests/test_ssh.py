@@ -388,5 +388,5 @@ def test_a_dask_server_stops_when_the_python_that_started_it_is_killed(sshd: _ss
 
 
 def test_serve_reports_a_server_that_cannot_start(sshd: _sshd.Sshd) -> None:
-    with pytest.raises(PipeException, match=r"(?s)did not start.*pathos\[dask\]"):
+    with pytest.raises(PipeException, match=r"(?s)did not start.*must import this pathos"):
         core.serve("dask", sshd.host, core.randomport(sshd.host), python="/nonexistent/python", timeout=5)

@@ -28,6 +28,7 @@ from numbers import Integral
 from typing import Any, Optional, Union
 
 from . import connection, hosts, secure
+from ._version import __version__
 
 __all__ = ["connect", "copy", "execute", "getchild", "getpid", "getppid", "kill", "randomport", "serve"]
 
@@ -322,7 +323,8 @@ def _serve_dask(
         where = host or "this machine"
         raise connection.PipeException(
             f"the Dask server on {where} did not start within {timeout:g} s; it said:\n{said}\n"
-            f"(the remote machine needs pathos and distributed for {python!r}: pip install 'pathos[dask]')"
+            f"({python!r} on {where} must import this pathos, {__version__}, and distributed: "
+            "install them there from the same source as here, with the dask extra)"
         )
     _log.info("Dask scheduler at 127.0.0.1:%d on %s", port, host or "this machine")
     return rserver
