@@ -387,6 +387,31 @@ def test_a_dask_server_stops_when_the_python_that_started_it_is_killed(sshd: _ss
     assert _eventually(_gone(f"dask_worker tcp://127.0.0.1:{port}", sshd.host), 60)
 
 
+@dask
+@pytest.mark.dask
+@pytest.mark.slow
+def test_a_script_that_just_ends_leaves_nothing_behind(sshd: _sshd.Sshd) -> None:
+    """No cleanup code: the pool, the tunnel and the remote Dask all end with the script."""
+    port = core.randomport(sshd.host)
+    code = (
+        "import sys\n"
+        "from pathos import core\n"
+        "from pathos.pools import ParallelPool\n"
+        f"core.serve('dask', {sshd.host!r}, {port}, python=sys.executable, timeout=90)\n"
+        f"tunnel = core.connect({sshd.host!r}, {port})\n"
+        "pool = ParallelPool(nodes=0, servers=(f'localhost:{tunnel._lport}',))\n"
+        "print(pool.map(abs, [-1, -2]), tunnel._pid, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr  # the pool stopped before its tunnel closed
+    assert done.stdout.startswith("[1, 2] ")
+    ssh_pid = int(done.stdout.split()[-1])
+    assert _eventually(lambda: not _alive(ssh_pid))
+    assert _eventually(_gone(f"dask_scheduler --host 127.0.0.1 --port {port}", sshd.host), 60)
+    assert _eventually(_gone(f"dask_worker tcp://127.0.0.1:{port}", sshd.host), 60)
+
+
 def test_serve_reports_a_server_that_cannot_start(sshd: _sshd.Sshd) -> None:
     with pytest.raises(PipeException, match=r"(?s)did not start.*must import this pathos"):
         core.serve("dask", sshd.host, core.randomport(sshd.host), python="/nonexistent/python", timeout=5)

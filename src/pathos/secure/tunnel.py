@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from .. import _registry
 from .._errors import PathosError
 from ..portpicker import portnumber
 from .connection import Pipe
@@ -43,6 +44,9 @@ _open: set[Pipe] = set()  # the ssh launchers of connected tunnels, closed at ex
 
 @atexit.register
 def _close_open_tunnels() -> None:
+    # Pools may still talk through a tunnel: stop them first (atexit runs this hook
+    # before the pools' own, which was registered earlier).
+    _registry.shutdown_all()
     for launcher in list(_open):
         launcher.kill()
     _open.clear()
