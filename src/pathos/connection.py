@@ -24,7 +24,7 @@ import io
 import logging
 import os
 import random
-import select
+import selectors
 import signal
 import string
 import subprocess
@@ -191,17 +191,18 @@ class Pipe:
             return
         fd = process.stdout.fileno()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._eof and not (until is not None and until(bytes(self._buffer))):
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], wait)
-            if not ready:
-                return
-            chunk = os.read(fd, 65536)
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._eof = True
-                process.poll()
+        with selectors.DefaultSelector() as selector:  # not select(): fds past 1024 work too
+            selector.register(fd, selectors.EVENT_READ)
+            while not self._eof and not (until is not None and until(bytes(self._buffer))):
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not selector.select(wait):
+                    return
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    self._buffer += chunk
+                else:
+                    self._eof = True
+                    process.poll()
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         """Wait up to ``timeout`` seconds (None: for ever) for the command to end; its exit status or None."""
