@@ -56,6 +56,7 @@ def execute(command: str, host: Optional[str] = None, bg: bool = True, **kwds: A
     kwds["background"] = bool(bg)
     launcher: Launcher
     if host in (None, ""):
+        kwds.pop("options", None)  # ssh's options: nothing to do here (0.3.5 ignored them too)
         launcher = connection.Pipe(**kwds)
         launcher(command=command)
     else:
@@ -326,5 +327,7 @@ def _serve_dask(
             f"({python!r} on {where} must import this pathos, {__version__}, and distributed: "
             "install them there from the same source as here, with the dask extra)"
         )
-    _log.info("Dask scheduler at 127.0.0.1:%d on %s", port, host or "this machine")
+    _log.info("%s (on %s)", rserver._decode(output).strip(), host or "this machine")
+    # As with 0.3.5's servers, response() is then empty while the server runs quietly.
+    rserver._buffer = bytearray()
     return rserver
