@@ -317,6 +317,11 @@ def _accepts(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def test_serve_checks_its_worker_counts() -> None:
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        core.serve("dask", None, 1, workers=0)
+
+
 def test_randomport_locally_is_free() -> None:
     port = core.randomport()
     with socket.socket() as s:

@@ -308,6 +308,9 @@ def _serve_dask(
     nthreads: int = 1,
     timeout: float = SERVE_SECONDS,
 ) -> Launcher:
+    for name, value in (("workers", workers), ("nthreads", nthreads)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     command = (
         f"{prefix}exec {python} -m pathos._serve --port {port} --workers {int(workers)} "
         f"--nthreads {int(nthreads)} --timeout {float(timeout):g}"

@@ -92,6 +92,8 @@ class Tunnel:
     def connect(self, host: str, port: Optional[int] = None, through: Optional[str] = None) -> int:
         """Open the tunnel to ``port`` on ``host``; returns the local port.
 
+        A tunnel that is already open is closed first (one ssh per ``Tunnel``).
+
         Args:
             host: the remote machine (``user@host`` or an ssh alias works).
             port: the port on ``host`` (default: a free one there).
