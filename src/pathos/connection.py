@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from typing import IO, Any, Callable, Optional
 
 from ._errors import PathosError
@@ -91,7 +92,8 @@ class Pipe:
     def config(self, **kwds: Any) -> dict[str, Any]:
         """Change the settings given as keywords (those of the constructor) and return them all.
 
-        A reconfigured pipe must be launched again before ``response()``.
+        A reconfigured pipe must be launched again before ``response()``. An unknown
+        keyword is ignored with a ``RuntimeWarning``.
         """
         for key, value in kwds.items():
             self._set(key, value)
@@ -107,9 +109,11 @@ class Pipe:
 
     def _set(self, key: str, value: Any) -> None:
         attr = self._keys.get(key)
-        if attr is None:
+        if attr is None:  # 0.3.5 ignored these silently (its own examples pass rhost=)
             known = ", ".join(sorted(self._keys))
-            raise TypeError(f"{type(self).__name__} got an unexpected keyword {key!r}; it takes {known}")
+            message = f"{type(self).__name__} ignores the unknown keyword {key!r}; it takes {known}"
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            return
         setattr(self, attr, bool(value) if key == "background" else value)
 
     def _compose(self) -> str:
