@@ -59,8 +59,8 @@ class Pipe:
         name: an identifier (default: 16 random letters).
         command: the shell command (default ``'echo <name>'``).
         background: run it in the background (default False).
-        decode: the codec of the response (default ``'ascii'``; undecodable bytes are
-            replaced); False or None returns bytes.
+        decode: the codec of the response (default ``'ascii'``, also for None or True;
+            undecodable bytes are replaced); False returns bytes.
         stdin: the command's standard input: a file with a descriptor, a file-like
             object whose content is sent, ``subprocess.PIPE``/``DEVNULL`` or a
             descriptor. The default is this process's standard input in the
