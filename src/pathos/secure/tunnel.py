@@ -173,8 +173,23 @@ class Tunnel:
                     raise TunnelException("bind")
                 raise TunnelException("failure", said or f"ssh exited with status {process.returncode}")
             if _listening(process.pid, localport):
+                _drain(process)
                 return
         raise TunnelException("failure", f"ssh did not listen on local port {localport} within {CONNECT_SECONDS:g} s")
+
+
+def _drain(process: Any) -> None:
+    """Read and drop what ssh prints from now on, so that a long-lived tunnel never
+    blocks on a full pipe (ssh reports each forwarded connection that fails)."""
+
+    def run() -> None:
+        try:
+            while process.stdout.read(65536):
+                pass
+        except (OSError, ValueError):  # closed under us
+            pass
+
+    threading.Thread(target=run, name="pathos-tunnel-output", daemon=True).start()
 
 
 def _dies_with_this_thread() -> Optional[Callable[[], None]]:
