@@ -33,7 +33,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the server; returns the exit status."""
     args = _parser().parse_args(argv)
     port = args.port or _free_port(args.host)
-    log_path = os.path.join(tempfile.gettempdir(), f"pathos-serve-{port}.log")
+    # per user: another user's log of the same port name must not stop us
+    log_path = os.path.join(tempfile.gettempdir(), f"pathos-serve-{os.getuid()}-{port}.log")
     children: list[subprocess.Popen[bytes]] = []
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _exit_on_signal)
