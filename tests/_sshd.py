@@ -44,6 +44,18 @@ class Sshd:
         )
 
     def stop(self) -> None:
+        """Stop sshd and whatever its sessions still run (a failed test may leave some)."""
+        try:
+            import psutil
+
+            sessions = psutil.Process(self.process.pid).children(recursive=True)
+        except Exception:  # psutil missing, or sshd gone
+            sessions = []
+        for proc in sessions:
+            try:
+                proc.kill()
+            except Exception:
+                pass
         self.process.terminate()
         try:
             self.process.wait(10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import re
 import socket
 import socketserver
 import subprocess
@@ -69,11 +70,23 @@ def _gone(pattern: str, host: str | None) -> Callable[[], bool]:
     def check() -> bool:
         try:
             core.getpid(pattern, host)
-        except OSError:
+        except OSError as exc:
+            if "No such process" not in str(exc):
+                raise  # ps failed: that is not "gone"
             return True
         return False
 
     return check
+
+
+# The "remote" host is this machine, so its ps also lists our local ssh commands, whose
+# command lines contain the remote command: patterns are anchored to the remote process.
+def _sleeping(mark: str) -> str:
+    return f"^sleep {re.escape(mark)}$"
+
+
+def _supervisor(port: int) -> str:
+    return f"^\\S+ -m pathos[.]_serve --port {port} "
 
 
 def _marker() -> str:
@@ -90,11 +103,11 @@ def test_execute_remote_foreground_and_background(sshd: _sshd.Sshd) -> None:
     background = core.execute(f"echo started; sleep {mark}", sshd.host)
     assert background.pid() > 0
     assert _response(background) == "started\n"  # output so far; the command runs on
-    remote_pid = core.getpid(f"sleep {mark}", sshd.host)
+    remote_pid = _wait_pid(_sleeping(mark), sshd.host)
     assert core.getppid(remote_pid, sshd.host) > 1
     assert core.getchild(core.getppid(remote_pid, sshd.host), sshd.host) == [remote_pid]
     assert core.kill(remote_pid, sshd.host) == ""
-    assert _eventually(_gone(f"sleep {mark}", sshd.host))
+    assert _eventually(_gone(_sleeping(mark), sshd.host))
     assert background.wait(TIMEOUT) is not None  # ssh ended with its command
     with pytest.raises(OSError, match="No such process"):
         core.kill(remote_pid, sshd.host)
@@ -120,9 +133,9 @@ def test_kill_kills_the_remote_process_whatever_the_shell(sshd: _sshd.Sshd) -> N
     """pathos 0.3.5 ran ``kill -n TERM``, which dash (Debian's sh) rejects; ours is POSIX."""
     mark = _marker()
     core.execute(f"sleep {mark}", sshd.host)
-    pid = _wait_pid(f"sleep {mark}", sshd.host)
+    pid = _wait_pid(_sleeping(mark), sshd.host)
     assert core.execute(f"sh -c 'kill -TERM {pid}' && echo ok", sshd.host, bg=False).response() == "ok\n"
-    assert _eventually(_gone(f"sleep {mark}", sshd.host))
+    assert _eventually(_gone(_sleeping(mark), sshd.host))
 
 
 def _wait_pid(pattern: str, host: str | None) -> int:
@@ -325,7 +338,7 @@ def test_parallel_pool_through_a_tunnel_to_dask_started_over_ssh(sshd: _sshd.Ssh
         assert pool.map(lambda x: x + 1, range(5)) == [1, 2, 3, 4, 5]
         assert ParallelPool.__state__[pool._id]._address == f"tcp://localhost:{tunnel._lport}"  # the tunnel
         assert _descends_from(pool.pipe(os.getpid), sshd.process.pid)  # a worker that ssh started
-        supervisor = core.getpid(f"pathos._serve --port {port}", sshd.host)
+        supervisor = core.getpid(_supervisor(port), sshd.host)
         assert server.response() is None  # running, nothing more to say
     finally:
         if pool is not None:
@@ -334,7 +347,7 @@ def test_parallel_pool_through_a_tunnel_to_dask_started_over_ssh(sshd: _sshd.Ssh
             tunnel.disconnect()
         server.kill()
     # the ssh connection closed, so the remote side stopped the scheduler and the workers
-    assert _eventually(_gone(f"pathos._serve --port {port}", sshd.host), 60)
+    assert _eventually(_gone(_supervisor(port), sshd.host), 60)
     assert _eventually(_gone(f"dask_scheduler --host 127.0.0.1 --port {port}", sshd.host), 60)
     assert _eventually(_gone(f"dask_worker tcp://127.0.0.1:{port}", sshd.host), 60)
     with pytest.raises(OSError):
@@ -367,7 +380,7 @@ def test_pathos_connect_starts_dask_and_stops_it_on_enter(sshd: _sshd.Sshd) -> N
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(TIMEOUT) == 0
-        assert _eventually(_gone(f"pathos._serve --port {port}", sshd.host), 60)
+        assert _eventually(_gone(_supervisor(port), sshd.host), 60)
         assert _eventually(_gone(f"dask_scheduler --host 127.0.0.1 --port {port}", sshd.host), 60)
     finally:
         proc.kill()
