@@ -335,7 +335,11 @@ def test_parallel_pool_through_a_tunnel_to_dask_started_over_ssh(sshd: _sshd.Ssh
         tunnel = core.connect(sshd.host, port)
         pool = ParallelPool(nodes=0, servers=(f"localhost:{tunnel._lport}",), id=f"ssh-{port}", strict=True)
         assert pool.map(pow, [1, 2, 3, 4], [2, 2, 2, 2]) == [1, 4, 9, 16]
-        assert pool.map(lambda x: x + 1, range(5)) == [1, 2, 3, 4, 5]
+        # A lambda as a script's __main__ defines it: sent by value. (One defined in this
+        # test module refers to `tests.test_ssh`, which the remote machine cannot import,
+        # with pathos 0.3.5's dill settings as with ours.)
+        inc = eval("lambda x: x + 1", {"__name__": "__main__"})
+        assert pool.map(inc, range(5)) == [1, 2, 3, 4, 5]
         assert ParallelPool.__state__[pool._id]._address == f"tcp://localhost:{tunnel._lport}"  # the tunnel
         assert _descends_from(pool.pipe(os.getpid), sshd.process.pid)  # a worker that ssh started
         supervisor = core.getpid(_supervisor(port), sshd.host)

@@ -27,6 +27,8 @@ import subprocess
 from numbers import Integral
 from typing import Any, Optional, Union
 
+import pathos as pathos  # 0.3.5's pathos.core has the package as a name; code reaches it as core.pathos
+
 from . import connection, hosts, secure
 from ._version import __version__
 
