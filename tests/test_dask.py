@@ -7,11 +7,13 @@ stays valid. Every process started here is killed at teardown.
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -333,6 +335,118 @@ def test_an_unreachable_server_falls_back_to_a_local_cluster() -> None:
         with pytest.warns(RuntimeWarning, match="local cluster"):
             assert pool.map(_cases.square, [3]) == [9]
         assert "local cluster" in stats(pool)
+    finally:
+        pool.clear()
+
+
+class SshLike:
+    """A TCP server on 127.0.0.1 that greets each connection as an SSH server does,
+    then holds it open (reading and discarding) until stopped."""
+
+    GREETING = b"SSH-2.0-OpenSSH_9.2\r\n"
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # stopped
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.sendall(self.GREETING)
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._listener.close()
+        for conn in self._conns:
+            conn.close()
+
+
+class HttpServer:
+    """The standard library's HTTP server on 127.0.0.1, in a thread."""
+
+    def __init__(self) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def ssh_like() -> Iterator[SshLike]:
+    server = SshLike()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    server = HttpServer()
+    yield server
+    server.stop()
+
+
+def test_an_ssh_port_is_a_clear_cluster_error(ssh_like: SshLike) -> None:
+    # Read as a Dask frame length, the greeting asked numpy for 2.82 EiB (MemoryError).
+    pool = ParallelPool(nodes=0, servers=(ssh_like.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match=r"is not a Dask scheduler: it greeted with 'SSH-2\.0") as info:
+            pool.map(_cases.square, [1])
+        assert info.value.address == f"tcp://{ssh_like.address}"
+        assert "check the host and the port" in str(info.value)
+    finally:
+        pool.clear()
+
+
+def test_an_http_server_is_a_clear_cluster_error_within_the_connect_time(http_server: HttpServer) -> None:
+    # An HTTP server waits for the client to speak first: the Dask handshake waited 60 s+.
+    pool = ParallelPool(nodes=0, servers=(http_server.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match=r"is not a Dask scheduler: .* no Dask greeting within 3 s"):
+            pool.map(_cases.square, [1])
+        assert time.monotonic() - started < 15  # 3 s stated; a hang guard, not a speed check
+    finally:
+        pool.clear()
+
+
+def test_foreign_services_warn_then_the_work_runs_on_the_scheduler(
+    cluster: Cluster, ssh_like: SshLike, http_server: HttpServer
+) -> None:
+    servers = (ssh_like.address, http_server.address, cluster.address)
+    pool = ParallelPool(nodes=0, servers=servers, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.warns(RuntimeWarning, match="is not a Dask scheduler") as caught:
+            assert pool.map(_cases.square, range(3)) == [0, 1, 4]
+        texts = [str(w.message) for w in caught]
+        assert any("SSH-2.0" in t for t in texts) and any("no Dask greeting" in t for t in texts)
+    finally:
+        pool.clear()
+
+
+def test_only_foreign_services_and_no_local_nodes_says_what_each_was(ssh_like: SshLike) -> None:
+    pool = ParallelPool(nodes=0, servers=(ssh_like.address,), id=f"dask-test-{next(_ids)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ClusterError, match=r"no Dask scheduler could be reached .*SSH-2\.0"):
+                pool.map(_cases.square, [1])
     finally:
         pool.clear()
 

@@ -37,12 +37,10 @@ processes started as fresh interpreters (``SubprocessWorker``), so a script with
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 import uuid
-import warnings
 from typing import Any
 
 from .. import _registry
@@ -50,37 +48,17 @@ from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
 from .._errors import ClusterError, PathosError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from .._job import Batch, Job
 from .._serialize import dumps, loads
+from ._dask_cluster import close_quietly, connect, import_distributed, scheduler_address
 from .process import rebuild_error
 
 __all__ = ["DaskBackend", "import_distributed", "scheduler_address"]
 
-CONNECT_SECONDS = 3.0  # a scheduler that does not answer within this is unreachable
 PER_THREAD = 3  # batches in flight per worker thread: one running, two waiting
 INLINE_BYTES = 64 * 1024  # larger functions or arguments are scattered, not inlined
 HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work runs
 RPC_SECONDS = 10.0  # bound on one round trip to the scheduler or a worker
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
-INSTALL_HINT = 'ParallelPool runs on Dask distributed, which is not installed: pip install "pathos[dask]"'
-
-
-def import_distributed() -> Any:
-    """The ``distributed`` module, or an ``ImportError`` that says how to install it."""
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return distributed
-
-
-def scheduler_address(server: str) -> str:
-    """A Dask address from ``"tcp://host:port"``, pathos's ``"host:port"`` or ``"host"``."""
-    if "://" in server:
-        return server
-    host, sep, port = server.rpartition(":")
-    if not sep:
-        host, port = server, "8786"
-    return f"tcp://{host}:{port}"
 
 
 class _Task:
@@ -200,13 +178,7 @@ class DaskBackend(Backend):
                 raise broken
             if self._client is not None:
                 return
-            distributed = import_distributed()
-            client = self._connect_servers(distributed)
-            if client is None:
-                if self.nodes == 0:
-                    raise self._nowhere_error()
-                self._cluster = _start_local_cluster(distributed, self.nodes)
-                client = distributed.Client(self._cluster, set_as_default=False, timeout=CONNECT_SECONDS)
+            client, self._cluster = connect(self._servers, self.nodes, strict=self._strict, stacklevel=6)
             self._client = client
             self._address = client.scheduler.address
             client.subscribe_topic(self._topic, self._on_started)
@@ -219,44 +191,13 @@ class DaskBackend(Backend):
         """Runs in the client's event loop: pass the "started" event to the manager."""
         self._events.put(_Started(str(event[1]), time.monotonic()))
 
-    def _connect_servers(self, distributed: Any) -> Any:
-        for i, server in enumerate(self._servers):
-            address = scheduler_address(server)
-            try:
-                return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
-                if self._strict:
-                    raise ClusterError(f"{message}; strict=True, so the call fails", address=address) from exc
-                last = i == len(self._servers) - 1
-                then = "trying the next server" if not last else "running on a local cluster instead"
-                if last and self.nodes == 0:
-                    then = "and no other server is left"
-                warnings.warn(f"ParallelPool: {message}; {then}", RuntimeWarning, stacklevel=6)
-        return None
-
-    def _nowhere_error(self) -> ClusterError:
-        if self._servers:
-            names = ", ".join(scheduler_address(s) for s in self._servers)
-            return ClusterError(
-                f"no Dask scheduler could be reached ({names}) and nodes=0 allows no local cluster; "
-                "start one with `dask scheduler` and `dask worker`, or pass nodes=N"
-            )
-        return ClusterError("ParallelPool(nodes=0) without servers= has nowhere to run; pass servers= or nodes=N")
-
     def _shutdown(self) -> None:
         """Close the client and stop the local cluster, if any (bounded in time)."""
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
             self._functions.clear()
-        for thing in (client, cluster):
-            if thing is None:
-                continue
-            try:
-                thing.close(timeout=RPC_SECONDS)
-            except Exception:  # already closed (e.g. by distributed's own exit hook)
-                pass
+        close_quietly(client, cluster)
 
     # -- the manager thread -------------------------------------------------------------
     def _run(self) -> None:
@@ -544,26 +485,6 @@ class DaskBackend(Backend):
             f"crashes: {info['crashes']}, timeouts: {info['timeouts']}"
         )
         return "\n".join(lines) + "\n"
-
-
-def _start_local_cluster(distributed: Any, nodes: int) -> Any:
-    """A scheduler in this process and ``nodes`` single-threaded worker processes."""
-    from distributed.deploy.subprocess import SubprocessWorker
-
-    quiet = logging.ERROR
-    worker_kwargs = {"nthreads": 1, "host": "127.0.0.1", "silence_logs": quiet, "death_timeout": 30}
-    worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny", "worker_kwargs": worker_kwargs}}
-    scheduler = {
-        "cls": distributed.Scheduler,
-        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"},
-    }
-    return distributed.SpecCluster(
-        workers=dict.fromkeys(range(nodes), worker),
-        scheduler=scheduler,
-        worker=worker,
-        silence_logs=quiet,
-        name="pathos",
-    )
 
 
 def _fail_whole(batch: Batch, error: BaseException) -> None:
