@@ -8,6 +8,7 @@ stays valid. Every process started here is killed at teardown.
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from pathos import ClusterError, TaskTimeoutError, WorkerCrashedError
+from pathos import ClusterError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from pathos._backends.dask import DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
@@ -276,6 +277,7 @@ def test_losing_the_scheduler_fails_the_call_promptly() -> None:
     pool = remote_pool(own.address)
     try:
         result = pool.amap(_cases.sleep_then, [0.5] * 20)
+        streams = [pool.imap(_cases.sleep_then, [0.5] * 20), pool.uimap(_cases.sleep_then, [0.5] * 20)]
         time.sleep(1.0)
         _kill(own.scheduler)
         started = time.monotonic()
@@ -283,11 +285,104 @@ def test_losing_the_scheduler_fails_the_call_promptly() -> None:
             result.get(TIMEOUT)
         assert info.value.address == own.address
         assert time.monotonic() - started < 15
-        with pytest.raises(ClusterError):
+        for stream in streams:  # a stream said why it ended, not a silent StopIteration
+            with pytest.raises(ClusterError, match="lost the Dask scheduler"):
+                for _ in range(21):
+                    stream.next(TIMEOUT)
+        for call in (lambda: pool.map(_cases.square, [1]), lambda: list(pool.imap(_cases.square, [1]))):
+            with pytest.raises(ClusterError, match="lost the Dask scheduler"):  # later calls say why
+                call()
+        pool.close()
+        with pytest.raises(PoolClosedError, match="lost the Dask scheduler"):
             pool.map(_cases.square, [1])
     finally:
         own.stop()
         pool.clear()
+
+
+# -- lifecycle: close, terminate, errors that end a call ---------------------------------------
+
+
+def _join(pool: Any) -> None:
+    """``pool.join()``, bounded: it must return once the pool's work has run."""
+    done = threading.Event()
+
+    def join() -> None:
+        pool.join()
+        done.set()
+
+    threading.Thread(target=join, daemon=True).start()
+    assert done.wait(TIMEOUT), "join() did not return"
+
+
+@pytest.mark.parametrize("verb", ["imap", "uimap"])
+def test_a_stream_begun_before_close_finishes_all_its_items(cluster: Cluster, verb: str) -> None:
+    # pathos's and multiprocessing's contract: close() lets submitted work finish. The
+    # pool went idle at join() and shut its client down, so the refill raised
+    # PoolClosedError after the first window.
+    pool = remote_pool(cluster.address)
+    try:
+        it = getattr(pool, verb)(_cases.square, (x for x in range(100)))
+        first = it.next(TIMEOUT)
+        pool.close()
+        _join(pool)
+        rest = [it.next(TIMEOUT) for _ in range(99)]
+        assert sorted([first, *rest]) == [x * x for x in range(100)]
+        if verb == "imap":
+            assert [first, *rest] == [x * x for x in range(100)]
+        with pytest.raises(StopIteration):
+            it.next(TIMEOUT)
+        backend = ParallelPool.__state__[pool._id]
+        deadline = time.monotonic() + TIMEOUT
+        while backend._client is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend._client is None  # the finished pool let its cluster go
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+def test_terminate_stops_a_refilling_imap_with_pool_closed(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        it = pool.imap(_cases.square, itertools.count())
+        assert it.next(TIMEOUT) == 0
+        pool.terminate()
+        with pytest.raises(PoolClosedError, match="terminated"):
+            for _ in range(10_000):
+                it.next(TIMEOUT)
+    finally:
+        pool.clear()
+
+
+def test_terminate_never_rewrites_a_finished_call(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        done = pool.amap(_cases.square, [1, 2, 3])
+        assert done.get(TIMEOUT) == [1, 4, 9]
+        finished = pool.imap(_cases.square, range(3))  # all of it run, none of it read yet
+        deadline = time.monotonic() + TIMEOUT
+        while not finished._job.complete() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.terminate()
+        assert done.get(0) == [1, 4, 9] and done.successful() and not done.cancelled()
+        assert list(finished) == [0, 1, 4]
+    finally:
+        pool.clear()
+
+
+@pytest.mark.parametrize("verb", ["map", "imap", "uimap", "amap"])
+def test_an_unserializable_function_fails_every_verb(pool: Any, verb: str) -> None:
+    # imap and uimap gave an empty iterator: the job was cancelled with the error, and
+    # only PoolClosedError was raised from a cancelled iterator.
+    generator = (i for i in range(3))  # neither pickle nor dill can send a generator
+    with pytest.raises(SerializationError, match="function"):
+        out = getattr(pool, verb)(lambda x: (next(generator), x), range(5))
+        if verb == "amap":
+            out.get(TIMEOUT)
+        elif verb != "map":
+            out.next(TIMEOUT)
+    assert pool.map(_cases.square, [2]) == [4]
 
 
 # -- connecting ------------------------------------------------------------------------------
