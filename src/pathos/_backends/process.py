@@ -38,39 +38,36 @@ from .. import _registry, _shm
 from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
 from .._errors import (
     PathosError,
-    RemoteError,
-    RemoteTraceback,
     SerializationError,
     TaskTimeoutError,
     WorkerCrashedError,
     WorkerInitError,
 )
 from .._job import Batch, Job
-from .._serialize import dumps, loads
+from .._serialize import dumps
 from .._workers._process import WorkerProcess, exit_reason, signal_name
+from .._workers._protocol import (
+    NOT_STARTED,
+    Declined,
+    Done,
+    FromWorker,
+    InitError,
+    Ready,
+    Run,
+    Stop,
+    expect_batch,
+    items_label,
+    load_values,
+    rebuild_error,
+)
 
-__all__ = ["ProcessBackend", "rebuild_error"]
+__all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: moved to _workers._protocol
 
 SMALL_MESSAGE = 8 * 1024  # at most this many bytes may wait in a busy worker's pipe
 PREFETCH = 8  # batches queued per worker when its batches are quick
 STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty of work is left
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
-
-
-def rebuild_error(payload: tuple[bytes | None, str, str, str]) -> BaseException:
-    """The worker's exception, same type and args, with its traceback as ``__cause__``."""
-    data, type_name, text, tb = payload
-    exc: BaseException | None = None
-    if data is not None:
-        try:
-            exc = loads(data)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException):
-        return RemoteError(type_name, text, tb)
-    exc.__cause__ = RemoteTraceback(tb)
-    return exc
 
 
 class ProcessBackend(Backend):
@@ -313,7 +310,7 @@ class ProcessBackend(Backend):
         worker.outstanding.clear()
 
     def _crash_error(self, worker: WorkerProcess, batch: Batch, exitcode: int | None) -> WorkerCrashedError:
-        items = _items(batch)
+        items = items_label(batch)
         return WorkerCrashedError(
             f"worker process {worker.pid} {exit_reason(exitcode)} while running {items}; "
             "the pool replaced it and carries on. Pass retries=N to run such a task again.",
@@ -333,7 +330,7 @@ class ProcessBackend(Backend):
     def _stop_workers(self) -> None:
         for worker in list(self._workers):
             try:
-                worker.conn.send_bytes(pickle.dumps(("stop",)))
+                worker.conn.send_bytes(pickle.dumps(Stop()))
             except OSError:
                 pass
         deadline = time.monotonic() + 5.0
@@ -461,7 +458,7 @@ class ProcessBackend(Backend):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, refs, worker.forget), 5)
+        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget), 5)
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -486,21 +483,21 @@ class ProcessBackend(Backend):
         except (EOFError, OSError):
             pass  # the process is gone; its sentinel settles the rest
 
-    def _on_message(self, worker: WorkerProcess, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "done":
-            self._on_done(worker, *message[1:])
-        elif kind == "declined":
-            _, batch = worker.outstanding.popleft()
+    def _on_message(self, worker: WorkerProcess, message: FromWorker) -> None:
+        if isinstance(message, Done):
+            self._on_done(worker, message)
+        elif isinstance(message, Declined):
+            batch_id, batch = worker.outstanding.popleft()
+            expect_batch(batch_id, message.batch_id, "declined")
             self._release(batch)
             batch.job.batch_unstarted(batch)
             self._retire_if_idle(worker)
-        elif kind == "ready":
+        elif isinstance(message, Ready):
             worker.ready = True
             worker.started = time.monotonic()
             self._init_error = None
-        elif kind == "init_error":
-            cause = rebuild_error(message[1])
+        elif isinstance(message, InitError):
+            cause = rebuild_error(message.error)
             error = WorkerInitError(
                 f"the pool's initializer raised {type(cause).__name__}: {cause}; "
                 "fix the initializer, then call the pool again"
@@ -511,35 +508,27 @@ class ProcessBackend(Backend):
                     self._init_error = error
             worker.killed_for = error
 
-    def _on_done(
-        self,
-        worker: WorkerProcess,
-        batch_id: int,
-        values: bytes,
-        segments: list[str],
-        errors: list[Any],
-        seconds: float,
-        over: bool,
-        kept: list[str],
-    ) -> None:
-        _, batch = worker.outstanding.popleft()
-        self._release(batch, kept)
+    def _on_done(self, worker: WorkerProcess, done: Done) -> None:
+        batch_id, batch = worker.outstanding.popleft()
+        expect_batch(batch_id, done.batch_id, "done")
+        self._release(batch, done.kept)
         worker.started = time.monotonic()
-        if over:
+        if done.over:
             worker.retiring = True
         self._stats["batches"] += 1
         self._stats["items"] += len(batch.items)
         job = batch.job
+        errors = done.errors
         try:
-            results = pickle.loads(values, buffers=_shm.load_buffers(segments)) if segments else loads(values)
+            results = load_values(done.values, _shm.load_buffers(done.segments) if done.segments else None)
         except Exception as exc:
-            error = SerializationError(f"cannot deserialize the result of {_items(batch)}: {exc}")
+            error = SerializationError(f"cannot deserialize the result of {items_label(batch)}: {exc}")
             self._fail_whole(batch, error)
         else:
-            if errors and errors[0][0] == -1:  # the batch could not even start
+            if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
                 self._fail_whole(batch, rebuild_error(errors[0][1]))
             else:
-                job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
+                job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, done.seconds)
         if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
             self._forget_finished()
         self._retire_if_idle(worker)
@@ -557,7 +546,7 @@ class ProcessBackend(Backend):
         if worker.retiring and not worker.outstanding and not worker.stopping:
             worker.stopping = True
             try:
-                worker.conn.send_bytes(pickle.dumps(("stop",)))
+                worker.conn.send_bytes(pickle.dumps(Stop()))
             except OSError:
                 pass
 
@@ -608,12 +597,7 @@ class ProcessBackend(Backend):
 def _timeout_error(batch: Batch) -> TaskTimeoutError:
     timeout = batch.job.timeout
     return TaskTimeoutError(
-        f"{_items(batch)} ran longer than the timeout of {timeout:g} s; its worker was killed and replaced",
+        f"{items_label(batch)} ran longer than the timeout of {timeout:g} s; its worker was killed and replaced",
         task=batch.start,
         timeout=timeout,
     )
-
-
-def _items(batch: Batch) -> str:
-    last = batch.start + len(batch.items) - 1
-    return f"item {batch.start}" if last == batch.start else f"items {batch.start}..{last}"
