@@ -15,9 +15,18 @@ from typing import Any, Callable
 from .._job import Batch
 from ._main import SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE, run_worker
 
-__all__ = ["WorkerProcess", "exit_reason", "signal_name"]
+__all__ = ["MAIN_GUARD_EXIT", "MAIN_GUARD_MESSAGE", "WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
+# A worker that finds itself creating a pool while it is still being started (a script
+# that starts pools when imported, under spawn or forkserver) exits with this code.
+MAIN_GUARD_EXIT = 86
+MAIN_GUARD_MESSAGE = (
+    "a worker process imported the main script, and the script started a pool while being imported: "
+    "an attempt was made to start a new process before the current process finished its bootstrapping "
+    "phase (the standard library's rule for the spawn and forkserver start methods). Put the code that "
+    "creates and uses pools under `if __name__ == '__main__':`, or use context='fork'."
+)
 
 _forking = threading.local()  # .parent is our pid while this thread forks a worker
 _PR_SET_PDEATHSIG = 1
@@ -138,7 +147,8 @@ class WorkerProcess:
         self.retiring = False  # send no more; stop once idle
         self.stopping = False  # Stop was sent
         self.stop_deadline = 0.0  # when a stopping worker is killed instead
-        self.killed_for: BaseException | None = None  # the error its running batch gets
+        self.killed_for: BaseException | None = None  # the error its running item gets
+        self.generation = 0  # the backend's call counter when this worker was started
 
     # -- writing ------------------------------------------------------------------
     def send(self, data: bytes) -> bool:
@@ -172,8 +182,8 @@ class WorkerProcess:
         return False
 
     # -- reading ------------------------------------------------------------------
-    def read_messages(self) -> list[bytes]:
-        """Every complete message now readable, in one ``read``.
+    def read_messages(self) -> list[bytes] | None:
+        """Every complete message now readable, in one ``read``; None if nothing was.
 
         Messages use ``multiprocessing.Connection``'s framing (a 4-byte big-endian
         length, or -1 and an 8-byte length), as the worker sends them with
@@ -185,7 +195,7 @@ class WorkerProcess:
         try:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
-            return []
+            return None
         if not data:
             raise EOFError
         inbox = self.inbox
