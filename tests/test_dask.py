@@ -354,6 +354,19 @@ def test_terminate_stops_a_refilling_imap_with_pool_closed(cluster: Cluster) -> 
         pool.clear()
 
 
+def test_terminate_right_after_a_call_returned_keeps_its_results(cluster: Cluster) -> None:
+    # Its batches filled the engine's room, so the finished call may still be queued
+    # when terminate() comes: it must not become PoolClosedError.
+    pool = remote_pool(cluster.address)
+    try:
+        done = pool.amap(_cases.square, [1, 2, 3])
+        assert done.get(TIMEOUT) == [1, 4, 9]
+        pool.terminate()
+        assert done.successful() and not done.cancelled() and done.get(0) == [1, 4, 9]
+    finally:
+        pool.clear()
+
+
 def test_terminate_never_rewrites_a_finished_call(cluster: Cluster) -> None:
     pool = remote_pool(cluster.address)
     try:
