@@ -483,6 +483,23 @@ class Job:
         else:
             self.batch_failed(batch, exc)
 
+    def split(self, batch: Batch, *sizes: int) -> list[Batch]:
+        """Cut an in-flight ``batch`` into consecutive in-flight parts of ``sizes`` items
+        (empty parts are left out); each part is then settled on its own. The process
+        engine uses it to settle the items a worker finished before a crash apart from
+        the one that crashed it, and those after it, which never ran."""
+        parts: list[Batch] = []
+        pos = 0
+        for size in sizes:
+            if size > 0:
+                parts.append(Batch(self, batch.start + pos, batch.items[pos : pos + size], batch.attempts))
+            pos += size
+        if pos < len(batch.items):
+            parts.append(Batch(self, batch.start + pos, batch.items[pos:], batch.attempts))
+        with self.lock:
+            self.in_flight += len(parts) - 1
+        return parts
+
     def batch_unstarted(self, batch: Batch) -> None:
         """A batch was taken but never ran (its worker went away first): run it again."""
         self._requeue([batch])
