@@ -89,5 +89,3 @@ class Batcher:
         if not self._own:
             size = min(size, UNMEASURED_BATCH_ITEMS)
         return max(1, size)
-
-

@@ -25,11 +25,11 @@ __all__ = ["JobFuture", "next_change"]
 class JobFuture(Future[Any]):
     """A ``concurrent.futures.Future`` for a job's outcome.
 
-    Its callbacks (``add_done_callback``) run on the pathos callback thread, never on an
-    engine thread, and an error they raise goes to the ``pathos`` logger. The future is
-    settled on the thread that ends the job (so ``result()``, ``as_completed()`` and
-    ``wait()`` wake at once), or, when the job reports progress, on the callback thread
-    after its progress bar is closed.
+    It is settled on the thread that ends the job, so ``result()``, ``as_completed()``
+    and ``wait()`` wake at once. Its callbacks (``add_done_callback``) run on the pathos
+    callback thread, never on an engine thread, after anything the job posted there
+    before (so ``await pool.amap(..., progress=True)`` resumes after the bar is closed);
+    an error they raise goes to the ``pathos`` logger.
 
     Args:
         job: the job whose completion settles the future.
@@ -47,7 +47,7 @@ class JobFuture(Future[Any]):
         self._interrupt = interrupt
         self._notify_lock = threading.Lock()
         self._notified = False
-        job.add_done_callback(self._settle, deliver=job.progress is not None)
+        job.add_done_callback(self._settle)  # quick, and never waits for the callback thread
 
     def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
         """Call ``fn(future)`` on the callback thread once the future is done."""

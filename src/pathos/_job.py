@@ -247,6 +247,10 @@ class Job:
             if quiet:
                 self._wake()
 
+    def complete(self) -> bool:
+        """True if every item has its outcome (the job ended COMPLETE)."""
+        return self.state is JobState.COMPLETE
+
     def done_or_failed(self) -> bool:
         """True once the job has ended: complete, failed or cancelled (for the engine)."""
         return self.state in ENDED

@@ -157,8 +157,8 @@ class ResultIterator(Iterator[Any]):
         and the consumer gets the error after their results (as ``Pool.imap`` does).
         """
         source = self._source
-        if source is None:
-            return
+        if source is None or self._job.state in ENDED:
+            return  # nothing left to read, or nobody will run it
         window = self._window()
         self._low_water = window // 2
         want = window - (self._read - self._yielded)
@@ -264,9 +264,12 @@ class ResultIterator(Iterator[Any]):
     def __del__(self) -> None:
         # A finalizer may run on any thread, inside any lock (a GC pass in the engine):
         # it only posts the cancel to the callback thread, and takes no lock itself.
-        job = getattr(self, "_job", None)
-        if job is not None and not self._closed and job.state not in ENDED:
-            _callbacks.post(job.cancel)
+        try:
+            job = self._job
+            if not self._closed and job.state not in ENDED:
+                _callbacks.post(job.cancel)
+        except Exception:  # half-built, or the interpreter is shutting down
+            pass
 
     def __repr__(self) -> str:
         kind = "ordered" if self._ordered else "unordered"

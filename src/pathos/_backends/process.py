@@ -58,7 +58,9 @@ STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty 
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
 MAX_MESSAGE = 1 << 31  # bytes a batch's message may have (large buffers travel out of band)
-CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this are run "carefully" (see Run.careful)
+CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this send finished results ahead (Run.flush_after)
+FLUSH_SECONDS = 0.001  # ... at most this often
+EAGER_ITEMS = 32  # an unmeasured batch of at most this many items sends each result ahead
 STOP_TERMINATE_SECONDS = 5.0  # terminate() waits this long at most for the manager
 
 
@@ -382,8 +384,7 @@ class ProcessBackend(Events):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        careful = job.timeout is not None or not job.is_quick(1, CAREFUL_ITEM_SECONDS)
-        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, careful), 5)
+        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)), 5)
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -403,6 +404,22 @@ class ProcessBackend(Events):
                 self._kill(worker, self.closed_error() if self.state != RUN else _cancelled())
         if self._functions:
             self._forget_finished()
+
+
+def _flush_after(batch: Batch) -> float | None:
+    """How often the worker sends the batch's finished results ahead (see ``Run``).
+
+    Items measured to be quick: never (a crash reruns the finished items of that batch,
+    a few milliseconds of work). Unmeasured small batches: after every item, which costs
+    a message per item for the first batch per worker only. Otherwise every millisecond
+    at most: items slower than that are each sent on their own.
+    """
+    job = batch.job
+    if job.timeout is None and job.is_quick(1, CAREFUL_ITEM_SECONDS):
+        return None
+    if job.item_seconds() is None and len(batch.items) <= EAGER_ITEMS:
+        return 0.0
+    return FLUSH_SECONDS
 
 
 def _cancelled() -> BaseException:

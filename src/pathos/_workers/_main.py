@@ -8,8 +8,8 @@ it, so only that item fails and the items after it are run again, never the ones
 before), and for ``timeout=`` (each item's own clock). Writing it costs a store per item.
 
 Items that finished are sent ahead in :class:`Partial` messages when the parent asks
-(``Run.careful``: the job's items are slow, timed or not measured yet), at most about
-every ``FLUSH_SECONDS``, and always before an ``os._exit()`` called by a task: a crash
+(``Run.flush_after`` is not None: the job's items are slow, timed or not measured yet),
+at most every ``flush_after`` seconds, and always before an ``os._exit()`` called by a task: a crash
 later in the batch then loses no result that was already computed, so nothing runs twice.
 
 The worker maps the parent's argument segments for one batch and unmaps them after;
@@ -51,7 +51,6 @@ Slot = Any  # a memoryview of float64s (typeshed types memoryview items as int)
 # The progress slot's fields (float64 each).
 SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE = 0, 1, 2, 3
 LOADING = -1.0  # SLOT_ITEM while the batch's function and arguments are being loaded
-FLUSH_SECONDS = 0.001  # finished items are sent ahead at most this often
 
 # How many cores a pool created inside this worker may use by default (see _config).
 _cpu_budget: int | None = None
@@ -223,8 +222,8 @@ class _BatchRun:
         _running = self
         start = time.perf_counter()
         try:
-            if run.careful:
-                self._run_careful(fn, items, star, kwargs)
+            if run.flush_after is not None:
+                self._run_careful(fn, items, star, kwargs, run.flush_after)
             else:
                 self._run_quick(fn, items, star, kwargs)
         finally:
@@ -261,16 +260,18 @@ class _BatchRun:
                 append(None)
                 i += 1
 
-    def _run_careful(self, fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any]) -> None:
-        """Slow or unmeasured items: each one's start time is recorded (its own
-        ``timeout=`` clock), and finished ones are sent ahead about every ``FLUSH_SECONDS``."""
+    def _run_careful(
+        self, fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any], flush_after: float
+    ) -> None:
+        """Slow, timed or unmeasured items: each one's start time is recorded (its own
+        ``timeout=`` clock), and finished ones are sent ahead every ``flush_after`` s."""
         slot, values, errors = self.slot, self.values, self.errors
         append = values.append
         monotonic = time.monotonic
         last = monotonic()
         for i, args in enumerate(items):
             now = monotonic()
-            if i > self.sent and now - last >= FLUSH_SECONDS:
+            if i > self.sent and now - last >= flush_after:
                 self.flush(i)
                 last = now = monotonic()
             slot[SLOT_SINCE] = now

@@ -15,7 +15,7 @@ same shape. This module is that shape, written once:
 
 parent -> worker (process engine)::
 
-    Run(batch_id, key, fn, items, segments, forget, careful)
+    Run(batch_id, key, fn, items, segments, forget, flush_after)
     Stop()
 
 worker -> parent::
@@ -93,10 +93,12 @@ class Run(NamedTuple):
         items: the serialized argument list.
         segments: ``(name, nbytes)`` of argument buffers in shared memory.
         forget: keys of finished jobs whose functions the worker may drop.
-        careful: the items are slow, not measured yet, or timed: the worker records
-            when each one starts and sends finished ones ahead in :class:`Partial`
-            messages, so a crash loses none of them. False for items measured to be
-            quick, where that would cost more than it saves.
+        flush_after: None for items measured to be quick: the worker only records
+            which item runs (sending finished items ahead would cost more than it
+            saves). Otherwise the worker also records when each item starts (its
+            ``timeout=`` clock) and, before starting an item, sends the finished ones
+            ahead in a :class:`Partial` if ``flush_after`` seconds have passed since it
+            last did (0: before every item), so a crash loses none of them.
     """
 
     batch_id: int
@@ -105,7 +107,7 @@ class Run(NamedTuple):
     items: bytes
     segments: list[tuple[str, int]]
     forget: list[int]
-    careful: bool = False
+    flush_after: float | None = None
 
 
 class Stop(NamedTuple):
