@@ -86,7 +86,7 @@ from collections import deque
 from typing import Any
 
 from ._errors import PoolClosedError
-from ._job import Batch, Job, JobState
+from ._job import Batch, Job
 
 __all__ = ["CLOSE", "RUN", "TERMINATE", "Backend", "JobQueue", "WakeupPipe", "closed_error"]
 
@@ -167,7 +167,7 @@ def fail_job(job: Job, exc: BaseException) -> None:
     transition is guarded under the job's lock), which closes that window. The check
     here keeps the promise on its own for jobs already complete.
     """
-    if job.state is JobState.COMPLETE:
+    if job.complete():
         return
     job.cancel(exc)
 
