@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from pathos import ClusterError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
+from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from pathos._backends.dask import DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
@@ -395,6 +395,27 @@ def test_an_unserializable_function_fails_every_verb(pool: Any, verb: str) -> No
         elif verb != "map":
             out.next(TIMEOUT)
     assert pool.map(_cases.square, [2]) == [4]
+
+
+def test_an_engine_that_failed_says_why_in_later_calls(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        assert pool.map(_cases.square, [2]) == [4]
+
+        def broken(self: Any) -> None:
+            raise RuntimeError("a bug in the engine")
+
+        monkeypatch.setattr(DaskBackend, "_fill", broken)
+        with pytest.raises(PathosError, match="thread failed: RuntimeError: a bug in the engine"):
+            pool.map(_cases.square, [3])
+        monkeypatch.undo()  # the bug is gone, but the pool it killed stays stopped, and says why
+        with pytest.raises(PoolClosedError, match=r"stopped because PathosError: .*a bug in the engine"):
+            pool.map(_cases.square, [3])
+        pool.clear()
+        assert pool.map(_cases.square, [3]) == [9]  # a new one connects
+    finally:
+        pool.terminate()
+        pool.clear()
 
 
 # -- connecting ------------------------------------------------------------------------------

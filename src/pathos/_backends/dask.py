@@ -66,6 +66,7 @@ INLINE_BYTES = 64 * 1024  # larger functions or arguments are scattered, not inl
 HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work runs
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
+SCATTER_SECONDS = 60.0  # bound on sending one large function or argument list to the cluster
 
 
 class _Task:
@@ -332,11 +333,15 @@ class DaskBackend(Backend):
             return
         from .._workers._dask import run_batch
 
-        if len(items) > INLINE_BYTES:
-            items = client.scatter(items, hash=False, timeout=RPC_SECONDS)
         key = f"pathos-{uuid.uuid4().hex}"
         started = None if job.timeout is None else (self._topic, key)
-        future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, started, key=key)
+        try:
+            if len(items) > INLINE_BYTES:
+                items = client.scatter(items, hash=False, timeout=SCATTER_SECONDS)
+            future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, started, key=key)
+        except Exception as exc:
+            self._not_sent(batch, f"the arguments of {items_label(batch)}", exc)
+            return
         deadline = None if job.timeout is None else time.monotonic() + job.timeout + START_SECONDS
         self._running[future.key] = _Task(batch, future, deadline)
         future.add_done_callback(self._events.put)
@@ -354,9 +359,27 @@ class DaskBackend(Backend):
             job.batch_failed(batch, exc)
             return None
         if len(data) > INLINE_BYTES:
-            data = client.scatter(data, hash=False, broadcast=True, timeout=RPC_SECONDS)
+            try:
+                data = client.scatter(data, hash=False, broadcast=True, timeout=SCATTER_SECONDS)
+            except Exception as exc:
+                self._not_sent(batch, "the function", exc)
+                return None
         self._functions[job.key] = (job, data)
         return data
+
+    def _not_sent(self, batch: Batch, what: str, exc: Exception) -> None:
+        """Sending ``batch`` failed: the scheduler is gone (the pool breaks, the batch
+        waits), or the cluster refused it (its items fail with the reason)."""
+        client = self._client
+        if client is None or client.status not in ("running", "newly-created"):
+            self._lost(f"it did not take {what} ({type(exc).__name__}: {exc})")
+            batch.job.batch_unstarted(batch)
+            return
+        error = ClusterError(
+            f"the Dask cluster did not take {what} ({type(exc).__name__}: {exc})", address=self._address
+        )
+        error.__cause__ = exc
+        _split_or_fail(batch, error)
 
     # -- receiving ----------------------------------------------------------------------
     def _settle(self, task: _Task) -> None:
