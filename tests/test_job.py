@@ -336,3 +336,33 @@ def test_a_dropped_iterator_only_posts_its_cancel() -> None:
     while not job.cancelled and time.monotonic() < deadline:
         time.sleep(0.01)
     assert job.cancelled
+
+
+# -- deliveries: progress reports and callbacks on the callback thread ---------------------
+def test_a_job_settles_after_its_reports_and_callbacks_ran_in_order() -> None:
+    gate = threading.Event()
+    seen: list[Any] = []
+
+    def report(n: int) -> None:
+        gate.wait(WAIT)
+        seen.append((n, threading.current_thread().name))
+
+    job, _ = eager([1, 2, 3], chunksize=1, progress=report)
+    job.add_done_callback(lambda j: seen.append(("done", j.state)), deliver=True)
+    run_all(job)
+    assert job.state is JobState.COMPLETE and not job.settled()  # the reports are held up
+    result = AsyncResult(job, single=False, on_interrupt=lambda: None)
+    assert not result.ready()
+    gate.set()
+    assert result.get(WAIT) == [1, 4, 9]
+    assert seen == [(1, "pathos-callbacks")] * 3 + [("done", JobState.COMPLETE)]
+
+
+def test_a_raising_report_is_logged_and_the_job_still_settles(caplog: pytest.LogCaptureFixture) -> None:
+    def report(n: int) -> None:
+        raise RuntimeError("bad report")
+
+    job, _ = eager([1, 2], chunksize=1, progress=report)
+    run_all(job)
+    assert job.wait(WAIT, job.settled)
+    assert any(r.name == "pathos" and "bad report" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
