@@ -17,8 +17,8 @@ import pytest
 
 from pathos._backend import JobQueue
 from pathos._batcher import UNMEASURED_BATCH_ITEMS, Batcher
-from pathos._errors import PoolClosedError, SerializationError
-from pathos._job import ENDED, TRANSITIONS, Job, JobState, may_move
+from pathos._errors import PoolClosedError, ResultTimeoutError, SerializationError
+from pathos._job import ENDED, TRANSITIONS, Batch, Job, JobState, may_move
 from pathos._outcomes import Chunk, Outcomes
 from pathos._results import WINDOW_BYTES, AsyncResult, ResultIterator
 
@@ -336,3 +336,152 @@ def test_a_dropped_iterator_only_posts_its_cancel() -> None:
     while not job.cancelled and time.monotonic() < deadline:
         time.sleep(0.01)
     assert job.cancelled
+
+
+# -- deliveries: progress reports and callbacks on the callback thread ---------------------
+def test_a_job_settles_after_its_reports_and_callbacks_ran_in_order() -> None:
+    gate = threading.Event()
+    seen: list[Any] = []
+
+    def report(n: int) -> None:
+        gate.wait(WAIT)
+        seen.append((n, threading.current_thread().name))
+
+    job, _ = eager([1, 2, 3], chunksize=1, progress=report)
+    job.add_done_callback(lambda j: seen.append(("done", j.state)), deliver=True)
+    run_all(job)
+    assert job.state is JobState.COMPLETE and not job.settled()  # the reports are held up
+    result = AsyncResult(job, single=False, on_interrupt=lambda: None)
+    assert not result.ready()
+    gate.set()
+    assert result.get(WAIT) == [1, 4, 9]
+    assert seen == [(1, "pathos-callbacks")] * 3 + [("done", JobState.COMPLETE)]
+
+
+def test_a_raising_report_is_logged_and_the_job_still_settles(caplog: pytest.LogCaptureFixture) -> None:
+    def report(n: int) -> None:
+        raise RuntimeError("bad report")
+
+    job, _ = eager([1, 2], chunksize=1, progress=report)
+    run_all(job)
+    assert job.wait(WAIT, job.settled)
+    assert any(r.name == "pathos" and "bad report" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+# -- a seeded random walk over one job's life ------------------------------------------------
+class Walk:
+    """Random interleavings of what engines and consumers do to one streaming job, checked
+    against a model of each item's outcome. Replay a failure with its seed."""
+
+    def __init__(self, seed: int) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.n = self.rng.randint(0, 40)
+        self.ordered = self.rng.random() < 0.7
+        self.it, self.job = lazy(
+            iter(range(self.n)), ordered=self.ordered, chunksize=self.rng.choice([None, 1, 3]), retries=1
+        )
+        self.held: list[Batch] = []  # taken by the "engine", not settled
+        self.expected: dict[int, Any] = {}  # item -> its value or exception, once settled
+        self.got: list[tuple[int | None, Any]] = []  # what the consumer saw
+        self.ended_as: tuple[JobState, BaseException | None] | None = None
+
+    def step(self) -> None:
+        job, rng = self.job, self.rng
+        op = rng.choice(["take", "take", "done", "done", "lost", "unstarted", "next", "next", "end"])
+        if op == "take" and (batch := job.next_batch()) is not None:
+            self.held.append(batch)
+        elif op in ("done", "lost", "unstarted") and self.held:
+            batch = self.held.pop(rng.randrange(len(self.held)))
+            getattr(self, op)(batch)
+        elif op == "next":
+            self.consume_one()
+        elif op == "end" and rng.random() < 0.05:
+            how = rng.randrange(3)
+            if how == 0:
+                job.cancel()  # the caller
+            elif how == 1:
+                job.cancel(PoolClosedError("terminated"))  # the pool stopping
+            else:
+                job.fail(SerializationError("cannot send the function"))  # an engine error
+        self.check()
+
+    def done(self, batch: Batch) -> None:
+        values: list[Any] = [x * x for x in batch.items]
+        errors: dict[int, BaseException] = {}
+        if self.rng.random() < 0.2:
+            bad = self.rng.randrange(len(values))
+            errors[bad] = KeyError(batch.start + bad)
+            values[bad] = None
+        ended = self.job.state in ENDED
+        self.job.batch_done(batch, values, errors or None, 1e-6 * len(values))
+        if not ended:
+            for i, value in enumerate(values):
+                self.expected[batch.start + i] = errors.get(i, value)
+
+    def lost(self, batch: Batch) -> None:
+        ended = self.job.state in ENDED
+        crash = RuntimeError(f"crash at {batch.start}")
+        self.job.batch_lost(batch, crash)
+        if not ended and len(batch.items) == 1 and batch.attempts >= 1:
+            self.expected[batch.start] = crash  # out of retries: it failed
+
+    def unstarted(self, batch: Batch) -> None:
+        self.job.batch_unstarted(batch)
+
+    def consume_one(self) -> bool:
+        try:
+            value = self.it.next(0)
+        except StopIteration:
+            return False
+        except ResultTimeoutError:
+            return False
+        except Exception as exc:
+            self.got.append((None, exc))
+            return True
+        self.got.append((None, value))
+        return True
+
+    def check(self) -> None:
+        job = self.job
+        assert job.in_flight == len(self.held)
+        if self.ended_as is not None:
+            assert (job.state, job.error) == self.ended_as  # an ended job never changes
+        elif job.state in ENDED:
+            self.ended_as = (job.state, job.error)
+
+    def finish(self) -> None:
+        job = self.job
+        for _ in range(10_000):  # the engine runs everything, the consumer reads (and refills)
+            if self.held:
+                self.done(self.held.pop())
+            elif (batch := job.next_batch()) is not None:
+                self.held.append(batch)
+            elif not self.consume_one():
+                break
+            self.check()
+        assert job.in_flight == 0 and job.state in ENDED and job.settled()
+        seen = [v for _, v in self.got]
+        if job.state is JobState.COMPLETE:
+            assert len(self.expected) == self.n
+            want = [self.expected[i] for i in range(self.n)]
+            if self.ordered:
+                assert seen == want
+            else:
+                assert sorted(map(repr, seen)) == sorted(map(repr, want))
+        else:
+            assert job.error is not None
+            if not job.cancelled_by_caller():
+                assert seen and seen[-1] is job.error  # the ending error reaches the consumer last
+                seen = seen[:-1]
+            if self.ordered:  # a prefix of the outcomes, in input order
+                assert seen == [self.expected[i] for i in range(len(seen))]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_random_walks_keep_the_job_consistent(seed: int) -> None:
+    walk = Walk(seed)
+    for _ in range(walk.rng.randint(0, 200)):
+        walk.step()
+    walk.finish()

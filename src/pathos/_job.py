@@ -229,6 +229,7 @@ class Job:
                 _callbacks.log.exception("a job's done callback raised: %r", fn)
 
     def _deliver_locked(self, fn: Callable[..., Any], *args: Any) -> None:
+        _callbacks.start()  # at once when it runs; never reached from a finalizer
         self._undelivered += 1
         _callbacks.post(self._run_delivery, fn, args)
 
