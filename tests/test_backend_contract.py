@@ -64,18 +64,6 @@ def pool(kind: str) -> Iterator[Any]:
     p.clear()
 
 
-def xfail_unfixed(request: pytest.FixtureRequest, kind: str, owners: dict[str, str]) -> None:
-    """Mark the cases another branch has not fixed yet, ``{kind: "branch: why"}`` (only in
-    this suite; they still run, and pass as XPASS once that branch is merged)."""
-    if kind in owners:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=owners[kind]))
-
-
-CLOSE_RACE = {
-    "process": "proc branch: the manager can exit while a refill after close() arrives (issue item 3, race)",
-}
-
-
 def backend_of(pool: Any) -> Any:
     backend = pool._cached_backend()
     assert backend is not None
@@ -126,8 +114,7 @@ def test_calls_after_close_raise(pool: Any) -> None:
 
 
 @pytest.mark.parametrize("verb", ["imap", "uimap"])
-def test_lazy_call_begun_before_close_finishes(request: pytest.FixtureRequest, pool: Any, kind: str, verb: str) -> None:
-    xfail_unfixed(request, kind, CLOSE_RACE)
+def test_lazy_call_begun_before_close_finishes(pool: Any, kind: str, verb: str) -> None:
     it = getattr(pool, verb)(_cases.square, gen(100))
     first = it.next(timeout=T)
     pool.close()
@@ -138,12 +125,9 @@ def test_lazy_call_begun_before_close_finishes(request: pytest.FixtureRequest, p
     join_within(pool)
 
 
-def test_engine_restarts_for_concurrent_refills_after_close(
-    request: pytest.FixtureRequest, pool: Any, kind: str
-) -> None:
+def test_engine_restarts_for_concurrent_refills_after_close(pool: Any, kind: str) -> None:
     """Several threads refill lazy calls begun before close() while the engine keeps
     going idle: every item of every call comes back (the exit/restart handshake)."""
-    xfail_unfixed(request, kind, CLOSE_RACE)
     iterators = [pool.imap(_cases.add, gen(40), itertools.repeat(k)) for k in range(4)]
     pool.close()
     results: dict[int, list[Any]] = {}
