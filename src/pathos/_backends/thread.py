@@ -211,7 +211,7 @@ class ThreadBackend(Backend):
                 if run.owner is not me:
                     return False
                 offset = run.next
-                if offset >= len(batch.items) or batch.job.cancelled:  # cancelled: the rest is not wanted
+                if offset >= len(batch.items) or batch.job.done_or_failed():  # ended: the rest is not wanted
                     del self._runs[me]
                     break
                 run.deadline = time.monotonic() + timeout
@@ -234,7 +234,7 @@ class ThreadBackend(Backend):
                 run.next = offset + 1
         complete = len(run.values) == len(batch.items)
         seconds = time.perf_counter() - run.started if complete and not run.timed_out else None
-        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job was cancelled
+        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job ended early
         batch.job.batch_done(batch, run.values, run.errors, seconds)
         return True
 
