@@ -86,7 +86,8 @@ class ThreadBackend(Backend):
             # _engine_running is False and the next notify() starts a new one.
             if self.state == TERMINATE or not self._engine_running:
                 return
-            self._top_up()
+            if self._queue:  # threads that left during close() come back for new work
+                self._top_up()
             self._cond.notify_all()
 
     def _stop_engine(self) -> None:
