@@ -26,7 +26,9 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 HAVE_SPAWN = "spawn" in multiprocessing.get_all_start_methods()
 
 
-def _run_script(code: str, tmp_path: Path, *, stdin: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    code: str, tmp_path: Path, *, stdin: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(code))
     env = {**os.environ, "PYTHONPATH": SRC}
