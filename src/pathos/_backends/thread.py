@@ -120,24 +120,33 @@ class ThreadBackend(Backend):
     # -- a pool thread ----------------------------------------------------------------------
     def _work(self, inherited: _Run | None) -> None:
         me = threading.current_thread()
+        held: Batch | None = inherited.batch if inherited is not None else None  # taken, not yet reported
         try:
             init_error = self._initialize()
             if inherited is not None and not self._carry_on(me, inherited, init_error):
                 return
+            held = None
             while (batch := self._next_batch(me)) is not None:
+                held = batch
                 if init_error is not None:
                     batch.job.batch_failed(batch, init_error)
                 elif not self._run(me, batch):
                     return  # abandoned (timeout, terminate): another thread took this one's place
+                held = None
         except BaseException as exc:  # a bug here must fail the calls, never hang them
             error = PathosError(f"a pool thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             with self._lock:
                 self._threads.discard(me)
-                self._runs.pop(me, None)
+                run = self._runs.pop(me, None)
                 if not self._threads and self._engine_running:
                     self._engine_may_exit_locked(force=True)  # _break() terminates: no work is left behind
             self._break(error)
+            # Race: another thread may have dropped this batch's job from the queue (it
+            # had no batch left), so terminate() did not see it: fail it here.
+            lost = run.batch if run is not None else held
+            if lost is not None:
+                self._fail(lost.job, self.closed_error())
 
     def _next_batch(self, me: threading.Thread) -> Batch | None:
         """The next batch to run, waiting for one; None when this thread must exit."""
@@ -202,7 +211,7 @@ class ThreadBackend(Backend):
                 if run.owner is not me:
                     return False
                 offset = run.next
-                if offset >= len(batch.items):
+                if offset >= len(batch.items) or batch.job.cancelled:  # cancelled: the rest is not wanted
                     del self._runs[me]
                     break
                 run.deadline = time.monotonic() + timeout
@@ -223,7 +232,9 @@ class ThreadBackend(Backend):
                 if error is not None:
                     run.errors[offset] = error
                 run.next = offset + 1
-        seconds = None if run.timed_out else time.perf_counter() - run.started
+        complete = len(run.values) == len(batch.items)
+        seconds = time.perf_counter() - run.started if complete and not run.timed_out else None
+        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job was cancelled
         batch.job.batch_done(batch, run.values, run.errors, seconds)
         return True
 
