@@ -333,7 +333,15 @@ class WorkerPool(AbstractWorkerPool):
         return stop
 
     def _job(
-        self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool, star: bool, total: int | None
+        self,
+        verb: str,
+        f: Any,
+        kwds: dict[str, Any],
+        *,
+        fail_fast: bool,
+        star: bool,
+        total: int | None,
+        ordered: bool = True,
     ) -> tuple[Job, Backend]:
         _check_function(verb, f)
         options = _call_options(verb, kwds, self._defaults)
@@ -347,6 +355,7 @@ class WorkerPool(AbstractWorkerPool):
             fail_fast=fail_fast,
             star=star,
             stream=not fail_fast,
+            ordered=ordered,
         )
         attach_progress(job, options["progress"], total)
         try:
@@ -368,7 +377,7 @@ class WorkerPool(AbstractWorkerPool):
         if not args:
             raise TypeError(f"{verb}() must have at least two arguments")
         star = len(args) > 1
-        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args))
+        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args), ordered=ordered)
         if all(isinstance(a, (list, tuple)) for a in args):
             job.feed(list(zip(*args)) if star else list(args[0]), last=True)
             source: Iterator[Any] | None = None

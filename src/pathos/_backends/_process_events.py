@@ -235,7 +235,7 @@ class Events(Backend):
     def _batch_done(
         self, batch: Batch, results: list[Any], errors: dict[int, BaseException], seconds: float | None, nbytes: int
     ) -> None:
-        batch.job.batch_done(batch, results, errors, seconds)
+        batch.job.batch_done(batch, results, errors, seconds, nbytes=nbytes)
 
     # -- exits ------------------------------------------------------------------------
     def _on_exit(self, worker: WorkerProcess, reap_timeout: float = 1.0) -> None:
