@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 
 from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import DaskBackend, _Task, scheduler_address
+from pathos._backends.dask import FETCH_TRIES, DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -254,8 +254,23 @@ def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() 
     assert batch is not None
     for status in ("lost", "pending", "cancelled"):  # lost, lost while fetched, dropped
         backend._settle(_Task(batch, SimpleNamespace(status=status, key="k"), None))
-        assert backend._broken is None and job.in_flight == 0 and not job.done_or_failed()
+        assert backend._lost_reason is None and job.in_flight == 0 and not job.done_or_failed()
         assert job.next_batch() is batch
+
+    def gone(timeout: float) -> Any:
+        raise TimeoutError("timed out after 10 s.")
+
+    # Under load: the worker holding the result died, and Dask reschedules the task while
+    # the client still calls it finished. This broke the pool ("lost the Dask scheduler").
+    unfetchable = SimpleNamespace(status="finished", key="k", result=gone)
+    for _ in range(FETCH_TRIES - 1):
+        backend._settle(_Task(batch, unfetchable, None))
+        assert backend._lost_reason is None and not job.done_or_failed()
+        assert job.next_batch() is batch
+    backend._settle(_Task(batch, unfetchable, None))  # the last try: its item fails, the pool stays
+    assert backend._lost_reason is None and job.done_or_failed()
+    with pytest.raises(ClusterError, match="could not be fetched from the Dask cluster 3 times"):
+        job.result()
     backend._client = None
     backend.terminate()
 
