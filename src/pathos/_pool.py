@@ -315,8 +315,10 @@ class WorkerPool(AbstractWorkerPool):
             return
         if exc_type is not None:
             backend.terminate()
-        backend.close()
-        backend.join()
+            backend.join(TERMINATE_JOIN_SECONDS)
+        else:
+            backend.close()
+            backend.join()
         self._evict(backend)
 
     # -- the verbs ----------------------------------------------------------------------

@@ -86,7 +86,8 @@ class ThreadBackend(Backend):
             # _engine_running is False and the next notify() starts a new one.
             if self.state == TERMINATE or not self._engine_running:
                 return
-            self._top_up()
+            if self._queue:  # threads that left during close() come back for new work
+                self._top_up()
             self._cond.notify_all()
 
     def _stop_engine(self) -> None:
@@ -211,7 +212,7 @@ class ThreadBackend(Backend):
                 if run.owner is not me:
                     return False
                 offset = run.next
-                if offset >= len(batch.items) or batch.job.cancelled:  # cancelled: the rest is not wanted
+                if offset >= len(batch.items) or batch.job.done_or_failed():  # ended: the rest is not wanted
                     del self._runs[me]
                     break
                 run.deadline = time.monotonic() + timeout
@@ -234,7 +235,7 @@ class ThreadBackend(Backend):
                 run.next = offset + 1
         complete = len(run.values) == len(batch.items)
         seconds = time.perf_counter() - run.started if complete and not run.timed_out else None
-        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job was cancelled
+        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job ended early
         batch.job.batch_done(batch, run.values, run.errors, seconds)
         return True
 
