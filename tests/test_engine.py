@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+import pathos
 from pathos import TaskTimeoutError, WorkerCrashedError, WorkerInitError, _shm
-from pathos._workers import _protocol
 
 from . import _cases
 from .conftest import TIMEOUT, make_pool
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(pathos.__file__).resolve().parents[1])  # the pathos under test, for scripts
 HAVE_SPAWN = "spawn" in multiprocessing.get_all_start_methods()
 
 
@@ -272,6 +272,8 @@ def test_manager_failure_is_named_by_later_calls(monkeypatch: pytest.MonkeyPatch
 
 # -- the wire protocol ------------------------------------------------------------------
 def test_protocol_rejects_a_reply_for_another_batch() -> None:
+    from pathos._workers import _protocol
+
     with pytest.raises(_protocol.ProtocolError, match="batch 7"):
         _protocol.expect_batch(3, 7, "done")
 
