@@ -579,6 +579,7 @@ def test_foreign_services_warn_then_the_work_runs_on_the_scheduler(
             assert pool.map(_cases.square, range(3)) == [0, 1, 4]
         texts = [str(w.message) for w in caught]
         assert any("SSH-2.0" in t for t in texts) and any("no Dask greeting" in t for t in texts)
+        assert {w.filename for w in caught} == {__file__}  # the line that called the pool
     finally:
         pool.clear()
 

@@ -194,7 +194,7 @@ class DaskBackend(Backend):
         with self._connecting:
             if self._client is not None:
                 return
-            client, local = connect(self._servers, self.nodes, strict=self._strict, stacklevel=6)
+            client, local = connect(self._servers, self.nodes, strict=self._strict)
             client.subscribe_topic(self._topic, self._on_started)
             with self._lock:
                 keep = self.state == RUN
