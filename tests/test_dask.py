@@ -356,6 +356,31 @@ def test_a_stream_begun_before_close_finishes_all_its_items(cluster: Cluster, ve
         pool.clear()
 
 
+def test_the_cluster_is_let_go_when_nothing_can_use_it_again(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    backend = ParallelPool.__state__[pool._id]
+    try:
+        assert pool.map(_cases.square, [2]) == [4]
+        pool.close()
+        _join(pool)
+        assert backend._client is None  # closed, no call open
+        pool.clear()
+        it = pool.imap(_cases.square, (x for x in range(100)))
+        assert it.next(TIMEOUT) == 0
+        backend = ParallelPool.__state__[pool._id]
+        pool.close()
+        _join(pool)
+        assert backend._client is not None  # the imap begun before close() still reads input
+        pool.terminate()
+        assert backend._client is None
+        with pytest.raises(PoolClosedError, match="terminated"):
+            for _ in range(100):
+                it.next(TIMEOUT)
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
 def test_terminate_stops_a_refilling_imap_with_pool_closed(cluster: Cluster) -> None:
     pool = remote_pool(cluster.address)
     try:
