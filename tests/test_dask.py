@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 
 from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import DaskBackend, _Task, scheduler_address
+from pathos._backends.dask import FETCH_TRIES, DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -254,8 +254,23 @@ def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() 
     assert batch is not None
     for status in ("lost", "pending", "cancelled"):  # lost, lost while fetched, dropped
         backend._settle(_Task(batch, SimpleNamespace(status=status, key="k"), None))
-        assert backend._broken is None and job.in_flight == 0 and not job.done_or_failed()
+        assert backend._lost_reason is None and job.in_flight == 0 and not job.done_or_failed()
         assert job.next_batch() is batch
+
+    def gone(timeout: float) -> Any:
+        raise TimeoutError("timed out after 10 s.")
+
+    # Under load: the worker holding the result died, and Dask reschedules the task while
+    # the client still calls it finished. This broke the pool ("lost the Dask scheduler").
+    unfetchable = SimpleNamespace(status="finished", key="k", result=gone)
+    for _ in range(FETCH_TRIES - 1):
+        backend._settle(_Task(batch, unfetchable, None))
+        assert backend._lost_reason is None and not job.done_or_failed()
+        assert job.next_batch() is batch
+    backend._settle(_Task(batch, unfetchable, None))  # the last try: its item fails, the pool stays
+    assert backend._lost_reason is None and job.done_or_failed()
+    with pytest.raises(ClusterError, match="could not be fetched from the Dask cluster 3 times"):
+        job.result()
     backend._client = None
     backend.terminate()
 
@@ -336,6 +351,31 @@ def test_a_stream_begun_before_close_finishes_all_its_items(cluster: Cluster, ve
         while backend._client is not None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert backend._client is None  # the finished pool let its cluster go
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+def test_the_cluster_is_let_go_when_nothing_can_use_it_again(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    backend = ParallelPool.__state__[pool._id]
+    try:
+        assert pool.map(_cases.square, [2]) == [4]
+        pool.close()
+        _join(pool)
+        assert backend._client is None  # closed, no call open
+        pool.clear()
+        it = pool.imap(_cases.square, (x for x in range(100)))
+        assert it.next(TIMEOUT) == 0
+        backend = ParallelPool.__state__[pool._id]
+        pool.close()
+        _join(pool)
+        assert backend._client is not None  # the imap begun before close() still reads input
+        pool.terminate()
+        assert backend._client is None
+        with pytest.raises(PoolClosedError, match="terminated"):
+            for _ in range(100):
+                it.next(TIMEOUT)
     finally:
         pool.terminate()
         pool.clear()
@@ -564,6 +604,7 @@ def test_foreign_services_warn_then_the_work_runs_on_the_scheduler(
             assert pool.map(_cases.square, range(3)) == [0, 1, 4]
         texts = [str(w.message) for w in caught]
         assert any("SSH-2.0" in t for t in texts) and any("no Dask greeting" in t for t in texts)
+        assert {w.filename for w in caught} == {__file__}  # the line that called the pool
     finally:
         pool.clear()
 

@@ -12,8 +12,10 @@ handshake first, an 8-byte frame length and a small frame.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
+import sys
 import time
 import warnings
 from typing import Any
@@ -73,7 +75,7 @@ def scheduler_address(server: str) -> str:
     return f"tcp://{host}:{port}"
 
 
-def connect(servers: tuple[str, ...], nodes: int, *, strict: bool, stacklevel: int) -> tuple[Any, Any]:
+def connect(servers: tuple[str, ...], nodes: int, *, strict: bool) -> tuple[Any, Any]:
     """``(client, local cluster or None)``: a client of the first server that answers as
     a Dask scheduler, else of a local cluster of ``nodes`` workers started here.
 
@@ -94,11 +96,23 @@ def connect(servers: tuple[str, ...], nodes: int, *, strict: bool, stacklevel: i
             then = "trying the next server" if not last else "running on a local cluster instead"
             if last and nodes == 0:
                 then = "and no other server is left"
-            warnings.warn(f"ParallelPool: {exc}; {then}", RuntimeWarning, stacklevel=stacklevel)
+            warnings.warn(f"ParallelPool: {exc}; {then}", RuntimeWarning, stacklevel=_caller_level())
     if nodes == 0:
         raise _nowhere_error(servers, reasons)
     local = _start_local_cluster(distributed, nodes)
     return distributed.Client(local, set_as_default=False, timeout=CONNECT_SECONDS), local
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside pathos, seen from our caller: a
+    warning names the user's line, whichever verb led here."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _client(distributed: Any, address: str) -> Any:

@@ -66,6 +66,7 @@ INLINE_BYTES = 64 * 1024  # larger functions or arguments are scattered, not inl
 HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work runs
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
+FETCH_TRIES = 3  # a finished batch whose result cannot be fetched this many times fails
 SCATTER_SECONDS = 60.0  # bound on sending one large function or argument list to the cluster
 
 
@@ -128,6 +129,7 @@ class DaskBackend(Backend):
         self._checked = 0.0
         self._no_workers_since: float | None = None
         self._lost_reason: ClusterError | None = None
+        self._unfetched_tries: dict[tuple[int, int], int] = {}  # (job key, batch start) -> failed fetches
         self._stats = {"tasks": 0, "items": 0, "crashes": 0, "timeouts": 0}
         _registry.register(self)
 
@@ -192,7 +194,7 @@ class DaskBackend(Backend):
         with self._connecting:
             if self._client is not None:
                 return
-            client, local = connect(self._servers, self.nodes, strict=self._strict, stacklevel=6)
+            client, local = connect(self._servers, self.nodes, strict=self._strict)
             client.subscribe_topic(self._topic, self._on_started)
             with self._lock:
                 keep = self.state == RUN
@@ -389,15 +391,34 @@ class DaskBackend(Backend):
             try:
                 reply = future.result(timeout=RPC_SECONDS)
             except Exception as exc:
-                if future.status == "finished":  # the result is there, but we cannot get it
-                    self._lost(f"the result of {items_label(batch)} could not be fetched ({type(exc).__name__}: {exc})")
-                self._again(batch)  # else it was lost with its worker while we asked
+                self._unfetched(batch, exc)
                 return
+            self._unfetched_tries.pop((batch.job.key, batch.start), None)
             self._done(batch, BatchReply(*reply))
         elif status == "error":
             self._errored(batch, future)
         else:  # "lost": its result died with its worker; "cancelled" (not by us): dropped
             self._again(batch)
+
+    def _unfetched(self, batch: Batch, exc: Exception) -> None:
+        """A finished batch's result could not be fetched: it died with its worker (Dask
+        reschedules it while the client still calls it finished; we send it again), or
+        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures in a
+        row its items fail: the pool stays up."""
+        key = (batch.job.key, batch.start)
+        tries = self._unfetched_tries.get(key, 0) + 1
+        if tries < FETCH_TRIES:
+            self._unfetched_tries[key] = tries
+            self._again(batch)
+            return
+        del self._unfetched_tries[key]
+        error = ClusterError(
+            f"the result of {items_label(batch)} could not be fetched from the Dask cluster "
+            f"{FETCH_TRIES} times (last: {type(exc).__name__}: {exc})",
+            address=self._address,
+        )
+        error.__cause__ = exc
+        batch.job.batch_failed(batch, error)
 
     def _again(self, batch: Batch) -> None:
         """Send ``batch`` again (its future is dropped); a dead scheduler breaks the pool."""
@@ -523,6 +544,7 @@ class DaskBackend(Backend):
         self._cancel([t.future for t in tasks])
 
     def _forget_finished(self) -> None:
+        self._unfetched_tries.clear()  # idle: no batch is in flight or waiting to be sent again
         done = [key for key, (job, _) in self._functions.items() if job.in_flight == 0 and job.done_or_failed()]
         for key in done:
             del self._functions[key]
