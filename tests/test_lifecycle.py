@@ -166,9 +166,10 @@ def raise_it(kind: type[BaseException]) -> Any:
     raise kind("from the task")
 
 
+@pytest.mark.parametrize("kind", ["thread", "serial"])
 @pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt, GeneratorExit])
-def test_thread_task_raising_base_exceptions_comes_back(exc: type[BaseException]) -> None:
-    pool = make_pool("thread")
+def test_task_raising_base_exceptions_comes_back_at_its_item(kind: str, exc: type[BaseException]) -> None:
+    pool = make_pool(kind)
     try:
         result = pool.amap(raise_it, [exc])
         with pytest.raises(exc, match="from the task"):
