@@ -69,7 +69,9 @@ def sigkill_self(x: int) -> int:
 def segfault(x: int) -> int:
     if x == 3:
         import ctypes
+        import faulthandler
 
+        faulthandler.disable()  # workers inherit pytest's: no "Fatal Python error" dump in a passing run
         ctypes.string_at(0)  # reads address 0: SIGSEGV
     return x
 
@@ -144,3 +146,73 @@ def _load_slowly(seconds: float) -> SlowToLoad:
 
 def seconds_of(x: SlowToLoad) -> float:
     return x.seconds
+
+
+# -- engine cases (tests/test_engine.py) -------------------------------------------------
+
+
+def bytes_after(seconds: float, size: int) -> bytes:
+    """Sleep, then return ``size`` bytes (in the pickle stream: bytes are never out of band)."""
+    time.sleep(seconds)
+    return b"x" * size
+
+
+def logged(path: str, crash_at: int, how: str, pause: float = 0.0) -> Any:
+    """A task that appends its item to ``path`` (a side effect), then crashes at ``crash_at``."""
+
+    def task(x: int) -> int:
+        with open(path, "a") as f:
+            f.write(f"{x}\n")
+        if pause:
+            time.sleep(pause)
+        if x == crash_at:
+            if how == "exit":
+                os._exit(3)
+            if how == "segfault":
+                import ctypes
+                import faulthandler
+
+                faulthandler.disable()  # no "Fatal Python error" dump in the test output
+                ctypes.string_at(0)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
+    return task
+
+
+def exit_at_start() -> None:
+    os._exit(5)
+
+
+def fork_and_return(x: int) -> int:
+    """Fork; the child returns from the task instead of exiting (a classic mistake)."""
+    child = os.fork()
+    if child == 0:
+        return -1  # the child's value must never reach the parent
+    os.waitpid(child, 0)
+    return x
+
+
+def fork_sleeper_then_die(x: int) -> int:
+    """Fork a child that lives on for 20 s, then kill this worker."""
+    if os.fork() == 0:
+        time.sleep(20)
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def big_array_after(seconds: float) -> Any:
+    """Sleep, then return a 64 MiB array (it travels through /dev/shm)."""
+    import numpy as np
+
+    time.sleep(seconds)
+    return np.ones(8 << 20)
+
+
+def slow_to_exit(x: int) -> int:
+    """Leave a non-daemon thread behind: the worker takes a second to exit when stopped."""
+    import threading
+
+    threading.Thread(target=time.sleep, args=(1.0,), daemon=False).start()
+    return x

@@ -107,7 +107,7 @@ def test_no_install_line_sends_users_to_the_registry_pathos() -> None:
 
 
 def test_the_dask_install_hint_installs_the_extra_we_declare() -> None:
-    from pathos._backends.dask import DASK_REQUIREMENT, INSTALL_HINT
+    from pathos._backends._dask_cluster import DASK_REQUIREMENT, INSTALL_HINT
 
     extra = re.search(r'^dask = \["([^"]+)"\]', (ROOT / "pyproject.toml").read_text(), re.M)
     assert extra and extra.group(1) == DASK_REQUIREMENT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -44,6 +45,23 @@ def test_bar_total_and_final_count(pool: Any, verb: str, capsys: pytest.CaptureF
     assert VERBS[verb](pool, _cases.square, range(20), progress=True) == [x * x for x in range(20)]
     line = last_render(capsys.readouterr().err)
     assert "20/20" in line and "100%" in line
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_the_call_returns_after_its_bar_is_closed_at_its_final_count(
+    pool: Any, verb: str, bars: list[ProgressBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 9 item 11: the bar was closed from an engine thread, sometimes after the call
+    # had returned (garbled terminal output). A slow terminal makes that certain here.
+    finish = ProgressBar.finish
+
+    def slow_finish(self: ProgressBar, job: Any = None) -> None:
+        time.sleep(0.2)
+        finish(self, job)
+
+    monkeypatch.setattr(ProgressBar, "finish", slow_finish)
+    assert VERBS[verb](pool, _cases.square, range(20), progress=True) == [x * x for x in range(20)]
+    assert len(bars) == 1 and bars[0].closed and bars[0].count == 20
 
 
 def test_unsized_input_shows_a_running_count(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:

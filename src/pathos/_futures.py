@@ -2,7 +2,8 @@
 
 - :class:`JobFuture`, a ``concurrent.futures.Future`` settled by the job's done callback,
   so ``as_completed()``, ``wait()`` and ``asyncio.wrap_future()`` work on it. It is what
-  ``pool.submit()`` returns, and what ``await pool.amap(...)`` waits on.
+  ``pool.submit()`` returns, and what ``await pool.amap(...)`` waits on. Its callbacks
+  run on the callback thread (:mod:`pathos._callbacks`), never on an engine thread.
 - :func:`next_change`, which lets ``async for`` over ``imap``/``uimap`` wait for the next
   result without blocking the event loop: the job calls back, and the callback wakes
   the loop with ``call_soon_threadsafe``.
@@ -15,6 +16,7 @@ import threading
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
+from . import _callbacks
 from ._job import Job
 
 __all__ = ["JobFuture", "next_change"]
@@ -23,9 +25,15 @@ __all__ = ["JobFuture", "next_change"]
 class JobFuture(Future[Any]):
     """A ``concurrent.futures.Future`` for a job's outcome.
 
+    It is settled on the thread that ends the job, so ``result()``, ``as_completed()``
+    and ``wait()`` wake at once. Its callbacks (``add_done_callback``) run on the pathos
+    callback thread, never on an engine thread, after anything the job posted there
+    before (so ``await pool.amap(..., progress=True)`` resumes after the bar is closed);
+    an error they raise goes to the ``pathos`` logger.
+
     Args:
         job: the job whose completion settles the future.
-        value: returns the job's value (or raises its error) once the job is done.
+        value: returns the job's value (or raises its error) once the job has ended.
         interrupt: whether :meth:`cancel` may stop work that has already started
             (True for ``amap``, which stops its unfinished items); else only work no
             worker has picked up yet is cancelled, as ``Executor.submit`` futures do.
@@ -33,22 +41,28 @@ class JobFuture(Future[Any]):
 
     def __init__(self, job: Job, value: Callable[[], Any], *, interrupt: bool) -> None:
         super().__init__()
+        _callbacks.start()
         self._job = job
         self._value = value
         self._interrupt = interrupt
         self._notify_lock = threading.Lock()
         self._notified = False
-        job.add_done_callback(self._settle)
+        job.add_done_callback(self._settle)  # quick, and never waits for the callback thread
+
+    def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
+        """Call ``fn(future)`` on the callback thread once the future is done."""
+
+        def deliver(future: Future[Any]) -> None:
+            _callbacks.post(_call_back, fn, future)
+
+        super().add_done_callback(deliver)
 
     def cancel(self) -> bool:
         """Cancel the work if it can be; True if the future is now cancelled."""
         if self.done():
             return self.cancelled()
-        job = self._job
-        if not job.cancel(unstarted_only=not self._interrupt):
+        if not self._job.cancel(unstarted_only=not self._interrupt):  # the job tells its backend
             return self.cancelled()
-        if job._notifier is not None:
-            job._notifier.notify(job)  # let the backend drop it
         return self._mark_cancelled()
 
     def _mark_cancelled(self) -> bool:
@@ -79,6 +93,13 @@ class JobFuture(Future[Any]):
                 self.set_exception(error)
         except InvalidStateError:
             pass  # cancelled meanwhile
+
+
+def _call_back(fn: Callable[[Future[Any]], object], future: Future[Any]) -> None:
+    try:
+        fn(future)
+    except Exception:
+        _callbacks.log.exception("a callback of %r raised; the pool carries on: %r", future, fn)
 
 
 def next_change(job: Job, ready: Callable[[], bool]) -> asyncio.Future[None] | None:

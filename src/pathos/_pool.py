@@ -6,14 +6,20 @@ one dict, ``__state__``, mapping a pool id to its backend. By default the id is 
 count, so every ``ProcessPool(4)`` in a process shares one set of workers. ``close()``
 keeps the closed backend in the cache (calls then raise ``ValueError("Pool not
 running...")``) until ``clear()`` or ``restart()``; a ``with`` block clears at its end.
+
+The cache is guarded by one lock (two threads constructing the same id get one
+backend), and a forked child starts with every class's cache empty: the parent's
+backends are run by threads that do not exist in the child (issue item 1).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-from ._backend import RUN, Backend, closed_error
+from ._backend import RUN, Backend
 from ._errors import PathosError, public
 from ._job import Job
 from ._progress import attach_progress, check_progress, sized_total
@@ -22,6 +28,28 @@ from ._results import AsyncResult, ResultIterator
 __all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
 
 _CALL_OPTIONS = ("chunksize", "timeout", "retries", "progress")
+TERMINATE_JOIN_SECONDS = 10.0  # terminate() waits this long at most for the engine to exit
+
+# Guards every class's ``__state__``: looking an id up, building its backend and storing
+# it is one step (an RLock: building a backend may look up another pool's cache).
+_cache_lock = threading.RLock()
+
+
+def _forget_parent_pools() -> None:
+    """In a forked child: empty every pool class's cache, and renew the cache lock.
+
+    The cached backends belong to the parent: their engine threads do not exist here,
+    so a call on one would wait forever; and the lock may have been held by a parent
+    thread at the fork. Each class gets a new dict (the parent's stays the parent's).
+    """
+    global _cache_lock
+    _cache_lock = threading.RLock()
+    pending: list[type] = [WorkerPool]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "__state__" in vars(cls):
+            cls.__state__ = {}  # type: ignore[attr-defined]
 
 
 @public
@@ -185,7 +213,8 @@ class WorkerPool(AbstractWorkerPool):
         self._nodes = nodes
         if self._id is None:
             self._id = self._default_id()
-        self._own: Backend | None = None
+        self._own: Backend | None = None  # the backend of an uncached pool
+        self._own_pid = os.getpid()  # the process that made _own (a forked child makes its own)
         self._serve()
 
     # -- configuration ------------------------------------------------------------------
@@ -235,26 +264,30 @@ class WorkerPool(AbstractWorkerPool):
         if nodes is not None:
             self._nodes = self._validate_nodes(nodes)
         if not self._cached:
+            if self._own_pid != os.getpid():  # a forked child: the parent's backend is not ours
+                self._own, self._own_pid = None, os.getpid()
             if self._own is None or nodes is not None:
                 if self._own is not None:
                     self._own.close()
                 self._own = self._make_backend(self._nodes)
             return self._own
-        state = self.__state__
-        backend = state.get(self._id)
-        if backend is None or getattr(backend, "_pathos_config", None) != self._config():
-            if backend is not None:
-                backend.close()  # pathos just dropped it, leaking its workers
-            backend = self._make_backend(self._nodes)
-            backend._pathos_config = self._config()  # type: ignore[attr-defined]
-            state[self._id] = backend
-        return backend
+        with _cache_lock:
+            state = self.__state__
+            backend = state.get(self._id)
+            if backend is None or getattr(backend, "_pathos_config", None) != self._config():
+                if backend is not None:
+                    backend.close()  # pathos just dropped it, leaking its workers
+                backend = self._make_backend(self._nodes)
+                backend._pathos_config = self._config()  # type: ignore[attr-defined]
+                state[self._id] = backend
+            return backend
 
     def _cached_backend(self) -> Backend | None:
         """The cached backend if it matches this pool's node count (pathos's check)."""
         if not self._cached:
-            return self._own
-        backend = self.__state__.get(self._id)
+            return self._own if self._own_pid == os.getpid() else None
+        with _cache_lock:
+            backend = self.__state__.get(self._id)
         if backend is not None and backend.nodes == self._nodes:
             return backend
         return None
@@ -262,8 +295,10 @@ class WorkerPool(AbstractWorkerPool):
     def _evict(self, backend: Backend) -> None:
         if not self._cached:
             self._own = None
-        elif self.__state__.get(self._id) is backend:
-            del self.__state__[self._id]
+            return
+        with _cache_lock:
+            if self.__state__.get(self._id) is backend:
+                del self.__state__[self._id]
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -290,7 +325,7 @@ class WorkerPool(AbstractWorkerPool):
         backend = self._cached_backend()
         if backend is not None:
             backend.terminate()
-            backend.join()
+            backend.join(TERMINATE_JOIN_SECONDS)
 
     def clear(self) -> None:
         """Close, join and forget this pool's workers; the next call starts new ones."""
@@ -325,15 +360,17 @@ class WorkerPool(AbstractWorkerPool):
             return
         if exc and exc[0] is not None:
             backend.terminate()
-        backend.close()
-        backend.join()
+            backend.join(TERMINATE_JOIN_SECONDS)
+        else:
+            backend.close()
+            backend.join()
         self._evict(backend)
 
     # -- the verbs ----------------------------------------------------------------------
     def _running_backend(self) -> Backend:
         backend = self._serve()
         if backend.state != RUN:
-            raise closed_error(backend.state)
+            raise backend.closed_error()
         return backend
 
     def _interrupt(self, backend: Backend) -> Callable[[], None]:
@@ -346,7 +383,15 @@ class WorkerPool(AbstractWorkerPool):
         return stop
 
     def _job(
-        self, verb: str, f: Any, kwds: dict[str, Any], *, fail_fast: bool, star: bool, total: int | None
+        self,
+        verb: str,
+        f: Any,
+        kwds: dict[str, Any],
+        *,
+        fail_fast: bool,
+        star: bool,
+        total: int | None,
+        ordered: bool = True,
     ) -> tuple[Job, Backend]:
         _check_function(verb, f)
         options = _call_options(verb, kwds, self._defaults)
@@ -360,6 +405,7 @@ class WorkerPool(AbstractWorkerPool):
             fail_fast=fail_fast,
             star=star,
             stream=not fail_fast,
+            ordered=ordered,
         )
         attach_progress(job, options["progress"], total)
         try:
@@ -386,7 +432,7 @@ class WorkerPool(AbstractWorkerPool):
         if not args:
             raise TypeError(f"{verb}() must have at least two arguments")
         star = len(args) > 1
-        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args))
+        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args), ordered=ordered)
         if all(isinstance(a, (list, tuple)) for a in args):
             job.feed(list(zip(*args)) if star else list(args[0]), last=True)
             source: Iterator[Any] | None = None
@@ -476,3 +522,7 @@ class WorkerPool(AbstractWorkerPool):
         state = self.__dict__.copy()
         state["_own"] = None
         return state
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_pools)

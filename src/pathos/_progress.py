@@ -9,12 +9,15 @@
 - a dict of tqdm keyword arguments (``{"desc": "fitting", "unit": "fit"}``): a bar
   made with them;
 - a callable: called as ``progress(n)`` each time a batch of ``n`` items finishes,
-  from whichever thread learns of it (keep it quick and thread-safe);
+  on the pathos callback thread (one thread, so keep it quick); an error it raises is
+  logged to the ``pathos`` logger and the call goes on;
 - ``None`` or ``False``: no reporting.
 
-Results reach the job from backend threads, so a bar is updated under a lock, and it is
-closed exactly once, from the job's done callback: when the call finishes, fails or is
-cancelled. tqdm is imported only when a bar is wanted.
+Reports never run on an engine thread: the job posts them to the callback thread
+(:mod:`pathos._callbacks`), in order, and a bar is closed exactly once, after the last
+report, when the call finishes, fails or is cancelled. The call returns (``map``,
+``get()``, the end of an ``imap``) only after its bar is closed at its final count.
+tqdm is imported only when a bar is wanted.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
+from . import _callbacks
 from ._job import Job
 
 __all__ = ["ProgressBar", "attach_progress", "check_progress", "sized_total"]
@@ -125,9 +129,10 @@ def attach_progress(job: Job, progress: Any, total: int | None) -> None:
     check_progress(progress)
     if progress is None or progress is False:
         return
+    _callbacks.start()
     if callable(progress):
         job.progress = progress
         return
     bar = ProgressBar(total, progress if isinstance(progress, Mapping) else None)
     job.progress = bar.update
-    job.add_done_callback(bar.finish)
+    job.add_done_callback(bar.finish, deliver=True)

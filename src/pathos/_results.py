@@ -11,14 +11,19 @@ import asyncio
 import itertools
 from typing import Any, AsyncIterator, Callable, Generator, Iterator
 
-from ._errors import PoolClosedError, ResultTimeoutError
+from . import _callbacks
+from ._errors import ResultTimeoutError
 from ._futures import JobFuture, next_change
-from ._job import Job
+from ._job import ENDED, Chunk, Job, JobState
 
-__all__ = ["AsyncResult", "ResultIterator", "wait_for"]
+__all__ = ["WINDOW_BYTES", "AsyncResult", "ResultIterator", "wait_for"]
 
 _WINDOW_MIN_PER_NODE = 8
 _WINDOW_MAX_BATCH = 10_000
+# About how many bytes of results an imap/uimap lets wait for its consumer (input is
+# read only that far ahead), whatever the count window says; at least two items per node.
+WINDOW_BYTES = 64 << 20
+_BYTES_WINDOW_MIN_PER_NODE = 2
 
 
 def wait_for(job: Job, predicate: Callable[[], bool], timeout: float | None, on_interrupt: Callable[[], None]) -> bool:
@@ -48,15 +53,17 @@ class AsyncResult:
     def _as_future(self, *, interrupt: bool = True) -> JobFuture:
         """This result as a ``concurrent.futures.Future`` (made once)."""
         if self._future is None:
-            self._future = JobFuture(self._job, lambda: self.get(0), interrupt=interrupt)
+            job, single = self._job, self._single
+            self._future = JobFuture(job, lambda: job.result(single=single), interrupt=interrupt)
         return self._future
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self._as_future()).__await__()
 
     def ready(self) -> bool:
-        """True once every item has finished, or one failed, or it was cancelled."""
-        return self._job.done_or_failed()
+        """True once every item has finished, or one failed, or it was cancelled (and its
+        progress bar is closed)."""
+        return self._job.settled()
 
     def successful(self) -> bool:
         """True if it finished without an error.
@@ -66,11 +73,11 @@ class AsyncResult:
         """
         if not self.ready():
             raise ValueError(f"{self!r} not ready")
-        return self._job.error is None
+        return self._job.state is JobState.COMPLETE
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until ready, or ``timeout`` seconds at most."""
-        wait_for(self._job, self._job.done_or_failed, timeout, self._on_interrupt)
+        wait_for(self._job, self._job.settled, timeout, self._on_interrupt)
 
     def get(self, timeout: float | None = None) -> Any:
         """The value(s), waiting ``timeout`` seconds at most.
@@ -80,29 +87,13 @@ class AsyncResult:
                 builtin ``TimeoutError``); the work goes on.
             Exception: the first error raised by the function, re-raised here.
         """
-        if not wait_for(self._job, self._job.done_or_failed, timeout, self._on_interrupt):
+        if not wait_for(self._job, self._job.settled, timeout, self._on_interrupt):
             raise ResultTimeoutError(f"the result was not ready within {timeout} s; the work goes on")
-        job = self._job
-        if job.error is not None:
-            raise job.error
-        chunks = job.chunks
-        if self._single:
-            return chunks[0][0][0]
-        if len(chunks) == 1:
-            return list(chunks[next(iter(chunks))][0])
-        out: list[Any] = []
-        for start in sorted(chunks):
-            out.extend(chunks[start][0])
-        return out
+        return self._job.result(single=self._single)
 
     def cancel(self) -> bool:
         """Cancel the work not yet finished; False if it had already finished."""
-        if self.ready():
-            return False
-        self._job.cancel()
-        if self._job._notifier is not None:
-            self._job._notifier.notify(self._job)
-        return True
+        return not self.ready() and self._job.cancel()
 
     def cancelled(self) -> bool:
         """True if the call was cancelled (by :meth:`cancel`, or by the pool stopping)."""
@@ -116,10 +107,14 @@ class AsyncResult:
 class ResultIterator(Iterator[Any]):
     """Results of ``imap`` (input order) or ``uimap`` (completion order), as they come.
 
-    The input is read lazily, a bounded window ahead of what has been consumed, so an
-    infinite generator works and memory stays flat. Closing the iterator early (or
-    dropping it) cancels the rest of the work. ``async for`` works too, and waits for
-    each result without blocking the event loop.
+    The input is read lazily, a bounded window ahead of what has been consumed (bounded
+    by count, and by the bytes of results waiting, :data:`WINDOW_BYTES`), so an infinite
+    generator works and memory stays flat. An error raised by the input comes after the
+    results of every item read before it, at its position. An error that ends the job
+    (the function cannot be sent, the pool was terminated) is raised at the first item
+    without a result. Closing the iterator early (or dropping it) cancels the rest of the
+    work. ``async for`` works too, and waits for each result without blocking the event
+    loop.
     """
 
     def __init__(
@@ -130,48 +125,57 @@ class ResultIterator(Iterator[Any]):
         ordered: bool,
         on_interrupt: Callable[[], None],
     ) -> None:
+        _callbacks.start()  # a finalizer cannot start it, and __del__ posts there
+        self._closed = False
         self._job = job
         self._source = source
         self._ordered = ordered
         self._on_interrupt = on_interrupt
         self._read = 0  # items read from the source
         self._yielded = 0
-        self._source_error: BaseException | None = None
-        self._closed = False
-        self._chunk: tuple[list[Any], dict[int, BaseException] | None, int] = ([], None, 0)
-        self._left = 0  # results left in _chunk
+        self._source_error: Exception | None = None
+        self._chunk: Chunk | None = None  # the chunk being yielded from
+        self._offset = 0  # its next item
         self._low_water = 0  # refill the input once fewer than this many items are ahead
         self._refill()
 
     # -- input ----------------------------------------------------------------------
     def _window(self) -> int:
         job = self._job
+        nodes = job.nodes
         batch = min(job.ideal_batch(), _WINDOW_MAX_BATCH)
-        return max(_WINDOW_MIN_PER_NODE * job.nodes, 2 * job.nodes * batch)
+        window = max(_WINDOW_MIN_PER_NODE * nodes, 2 * nodes * batch)
+        size = job.result_size()
+        if size:
+            window = min(window, max(_BYTES_WINDOW_MIN_PER_NODE * nodes, int(WINDOW_BYTES // size)))
+        return window
 
     def _refill(self) -> None:
+        """Read the input up to a window ahead of the consumer and give it to the job.
+
+        An error from the input ends it there: the items read before it still run,
+        and the consumer gets the error after their results (as ``Pool.imap`` does).
+        """
         source = self._source
-        if source is None:
-            return
+        if source is None or self._job.state in ENDED:
+            return  # nothing left to read, or nobody will run it
         window = self._window()
         self._low_water = window // 2
         want = window - (self._read - self._yielded)
         if want <= 0:
             return
-        items = list(itertools.islice(source, want)) if self._source_error is None else []
-        last = len(items) < want
+        items: list[Any] = []
+        append = items.append
+        try:
+            for item in itertools.islice(source, want):  # one by one: keep what came before an error
+                append(item)
+        except Exception as exc:
+            self._source_error = exc
+        last = self._source_error is not None or len(items) < want
         self._read += len(items)
         if last:
             self._source = None
         self._job.feed(items, last=last)
-
-    def _feed_safely(self) -> None:
-        try:
-            self._refill()
-        except Exception as exc:  # the input iterator raised: raise it at its position
-            self._source_error = exc
-            self._source = None
-            self._job.feed([], last=True)
 
     # -- output ---------------------------------------------------------------------
     def __iter__(self) -> ResultIterator:
@@ -186,33 +190,37 @@ class ResultIterator(Iterator[Any]):
         Raises:
             StopIteration: no more results.
             ResultTimeoutError: none arrived in time (the work goes on).
+            Exception: the item's own error; the input's error at its position; the
+                error that ended the call at the first item it left without a result.
         """
         if self._closed:
             raise StopIteration
-        job = self._job
-        if not self._left and not wait_for(job, self._available, timeout, self._on_interrupt):
-            raise ResultTimeoutError(f"no result arrived within {timeout} s; the work goes on")
-        if not self._left:
-            with job.lock:
-                found = self._take()
-            if not found:
+        chunk = self._chunk
+        if chunk is None:
+            job = self._job
+            if not wait_for(job, self._available, timeout, self._on_interrupt):
+                raise ResultTimeoutError(f"no result arrived within {timeout} s; the work goes on")
+            chunk = job.take(self._yielded)
+            if chunk is None:
                 return self._end()
-        values, errors, offset = self._chunk
-        self._left -= 1
-        self._chunk = (values, errors, offset + 1)
+            self._chunk, self._offset = chunk, 0
+        offset = self._offset
+        self._offset += 1
+        if self._offset == len(chunk.values):
+            self._chunk = None  # let its values go once yielded
         self._yielded += 1
         if self._read - self._yielded < self._low_water:
-            self._feed_safely()
-        if errors is not None and offset in errors:
-            raise errors[offset]
-        return values[offset]
+            self._refill()
+        if chunk.errors is not None and offset in chunk.errors:
+            raise chunk.errors[offset]
+        return chunk.values[offset]
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
 
     async def __anext__(self) -> Any:
         """The next result, awaited without blocking the event loop."""
-        while not (self._closed or self._left):
+        while not (self._closed or self._chunk is not None):
             changed = next_change(self._job, self._available)
             if changed is None:
                 break
@@ -223,57 +231,44 @@ class ResultIterator(Iterator[Any]):
             raise StopAsyncIteration from None
 
     def _available(self) -> bool:
+        """A chunk can be taken, or the job has ended and settled (job lock held)."""
         job = self._job
-        if job.cancelled:
+        if job.outcomes.ready(self._yielded):
             return True
-        if self._ordered:
-            if self._yielded in job.chunks:
-                return True
-        elif job.order:
-            return True
-        return job.total is not None and self._yielded >= job.total
-
-    def _take(self) -> bool:
-        """Move the next finished batch into ``_chunk`` (job lock held); False at the end."""
-        job = self._job
-        if self._ordered:
-            start = self._yielded if self._yielded in job.chunks else None
-        else:
-            start = job.order.popleft() if job.order else None
-        if start is None:
-            return False
-        values, errors = job.chunks.pop(start)
-        self._chunk = (values, errors, 0)
-        self._left = len(values)
-        return True
+        return job.state in ENDED and job.settled()
 
     def _end(self) -> Any:
         job = self._job
-        if job.cancelled and not self._closed and isinstance(job.error, PoolClosedError):
-            self._closed = True
-            raise job.error
-        if self._source_error is not None and not self._closed:
-            self._closed = True
-            raise self._source_error
         self._closed = True
+        self._source = None
+        if job.state is not JobState.COMPLETE and not job.cancelled_by_caller() and job.error is not None:
+            raise job.error  # it ended the call here: the function cannot be sent, the pool stopped, ...
+        if self._source_error is not None:
+            raise self._source_error
         raise StopIteration
 
     def close(self) -> None:
-        """Stop early: cancel the work not yet finished and free the workers."""
+        """Stop early: cancel the work not yet finished and free the workers.
+
+        Returns once the call's progress bar (if any) is closed.
+        """
         if self._closed:
             return
         self._closed = True
         self._source = None
+        self._chunk = None
         job = self._job
-        if not job.done_or_failed():
-            job.cancel()
-            if job._notifier is not None:
-                job._notifier.notify(job)
+        job.cancel()
+        job.wait(None, job.settled)
 
     def __del__(self) -> None:
+        # A finalizer may run on any thread, inside any lock (a GC pass in the engine):
+        # it only posts the cancel to the callback thread, and takes no lock itself.
         try:
-            self.close()
-        except Exception:
+            job = self._job
+            if not self._closed and job.state not in ENDED:
+                _callbacks.post(job.cancel)
+        except Exception:  # half-built, or the interpreter is shutting down
             pass
 
     def __repr__(self) -> str:

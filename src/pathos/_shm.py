@@ -29,7 +29,9 @@ import itertools
 import mmap
 import os
 import pickle
+import sys
 import threading
+import weakref
 from typing import Any, Collection
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "discard_orphans_once",
     "discard_prefix",
     "load_buffers",
+    "map_file",
     "map_segments",
     "unmap_segments",
 ]
@@ -101,7 +104,11 @@ class BufferWriter:
 
 
 def load_buffers(names: list[str]) -> list[Any]:
-    """Map and unlink the named files, in order, for ``pickle.loads(buffers=...)``."""
+    """Map and unlink the named files, in order, for ``pickle.loads(buffers=...)``.
+
+    The mappings keep no file descriptor open (see :func:`map_file`): results may be
+    kept by the thousand.
+    """
     buffers: list[Any] = []
     try:
         for name in names:
@@ -109,7 +116,7 @@ def load_buffers(names: list[str]) -> list[Any]:
             fd = os.open(path, os.O_RDWR)
             try:
                 size = os.fstat(fd).st_size
-                buffers.append(memoryview(mmap.mmap(fd, size)) if size else bytearray())
+                buffers.append(map_file(fd, size) if size else bytearray())
             finally:
                 os.close(fd)
                 os.unlink(path)
@@ -117,6 +124,54 @@ def load_buffers(names: list[str]) -> list[Any]:
         discard(names)
         raise
     return buffers
+
+
+def map_file(fd: int, size: int) -> memoryview:
+    """A writable shared mapping of ``size`` bytes of ``fd`` that keeps no descriptor.
+
+    ``mmap.mmap`` keeps a duplicate of the descriptor for as long as the mapping lives
+    (one open file per result array: 1,000 of them exhaust the usual ``ulimit -n``).
+    Python 3.13 can be told not to (``trackfd=False``); before that the mapping is made
+    with libc's ``mmap`` and unmapped when the last view of it is released.
+    """
+    if sys.version_info >= (3, 13):
+        return memoryview(mmap.mmap(fd, size, trackfd=False))  # type: ignore[call-arg,unused-ignore]
+    import ctypes  # here: workers import this module and need no ctypes (it costs their start)
+
+    libc = _libc()
+    if libc is None:  # pragma: no cover - no usable libc: keep the descriptor
+        return memoryview(mmap.mmap(fd, size))
+    address = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), f"mmap of {size} bytes failed: {os.strerror(ctypes.get_errno())}")
+    region = (ctypes.c_ubyte * size).from_address(address)
+    weakref.finalize(region, libc.munmap, ctypes.c_void_p(address), ctypes.c_size_t(size))
+    return memoryview(region).cast("B")
+
+
+_libc_cache: list[Any] = []
+
+
+def _libc() -> Any:
+    if not _libc_cache:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_long,
+            ]
+            libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        except (OSError, AttributeError):  # pragma: no cover
+            libc = None
+        _libc_cache.append(libc)
+    return _libc_cache[0]
 
 
 def discard(names: list[str]) -> None:

@@ -33,7 +33,7 @@ def _with_callbacks(
         elif error_callback is not None:
             error_callback(job.error)
 
-    job.add_done_callback(done)
+    job.add_done_callback(done, deliver=True)  # user code: on the callback thread
     return result
 
 

@@ -2,25 +2,33 @@
 
 ::
 
-    callers (any thread)          manager thread                     worker processes
-    --------------------          --------------                     ----------------
+    callers (any thread)          manager thread (the engine)        worker processes
+    --------------------          ---------------------------        ----------------
     submit(job) / notify  ----->  JobQueue.pull() -> batch
                                   serialize items (C pickle/dill)
-                                  send to one worker's pipe   ---->  run_worker loop:
-                                    (function sent once a job)         run each item
-                                  selector: pipes, sentinels  <----  ("done", values,
-                                  job.batch_done / batch_lost          errors, seconds)
-                                  deadlines: kill on timeout
-                                  sentinel fired: worker died ->
-                                    fail or retry its batch, requeue
-                                    the rest, start a replacement
+                                  outbox of one worker: written  ---> run_worker loop:
+                                    without blocking as its pipe       record each item's
+                                    drains (function sent once)        start in a shared
+                                  selector: pipes (read, write),  <--- progress slot;
+                                    pidfds, the wake-up pipe           Partial / Done
+                                  job.batch_done / batch_lost
+                                  deadlines: each item's own clock
+                                  a worker exited -> its progress
+                                    slot names the culprit: only it
+                                    fails (or is retried); finished
+                                    items are kept, later ones rerun
 
-Each worker has its own duplex pipe, so the manager always knows which batch a worker
-is running: a dead worker fails exactly that batch (a typed error, never a hang), a task
-past its ``timeout=`` is ended by killing just its worker, and the pool carries on.
-Batches that take little time are prefetched (several per worker) to hide the round
-trip; a large message is only sent to an idle worker, so no pipe can fill up in both
-directions at once.
+Each worker has its own duplex pipe, so the manager always knows which batches a
+worker holds, and a shared progress slot, so it knows which *item* is running: a dead
+worker fails exactly that item (a typed error, never a hang), a task past its
+``timeout=`` is ended by killing just its worker, and the pool carries on.
+
+The manager never blocks: it writes to pipes without blocking (an outbox per worker,
+flushed when the selector says the pipe is writable), so a worker busy sending a large
+result can never deadlock against a large batch being sent to it; a worker's exit is
+seen through its pidfd (a process the worker forked may hold its pipe open); stopping
+workers is a state of the loop, not a wait. Its lifecycle follows the protocol of
+:mod:`pathos._backend` (the exit decision is taken under the backend's lock).
 """
 
 from __future__ import annotations
@@ -35,45 +43,29 @@ import time
 from typing import Any, Callable
 
 from .. import _registry, _shm
-from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
-from .._errors import (
-    PathosError,
-    RemoteError,
-    RemoteTraceback,
-    SerializationError,
-    TaskTimeoutError,
-    WorkerCrashedError,
-    WorkerInitError,
-)
+from .._backend import CLOSE, RUN, TERMINATE, WakeupPipe
+from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
-from .._serialize import dumps, loads, name_result_item
-from .._workers._process import WorkerProcess, exit_reason, signal_name
+from .._serialize import dumps
+from .._workers._process import WorkerProcess
+from .._workers._protocol import Run, items_label, rebuild_error
+from ._process_events import LIVENESS_SECONDS, Events
 
-__all__ = ["ProcessBackend", "rebuild_error"]
+__all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers._protocol
 
-SMALL_MESSAGE = 8 * 1024  # at most this many bytes may wait in a busy worker's pipe
 PREFETCH = 8  # batches queued per worker when its batches are quick
 STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty of work is left
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
+MAX_MESSAGE = 1 << 31  # bytes a batch's message may have (large buffers travel out of band)
+CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this send finished results ahead (Run.flush_after)
+FLUSH_SECONDS = 0.001  # ... at most this often
+EAGER_ITEMS = 32  # an unmeasured batch of at most this many items sends each result ahead
+STOP_TERMINATE_SECONDS = 5.0  # terminate() waits this long at most for the manager
+KILL_WAIT_SECONDS = 2.0  # killed workers are waited for this long at most, all together
 
 
-def rebuild_error(payload: tuple[bytes | None, str, str, str]) -> BaseException:
-    """The worker's exception, same type and args, with its traceback as ``__cause__``."""
-    data, type_name, text, tb = payload
-    exc: BaseException | None = None
-    if data is not None:
-        try:
-            exc = loads(data)
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException):
-        return RemoteError(type_name, text, tb)
-    exc.__cause__ = RemoteTraceback(tb)
-    return exc
-
-
-class ProcessBackend(Backend):
+class ProcessBackend(Events):
     """Runs batches in ``nodes`` worker processes managed by one thread.
 
     Args:
@@ -98,22 +90,26 @@ class ProcessBackend(Backend):
         cpu_budget: int | None = None,
     ) -> None:
         super().__init__(nodes)
+        _refuse_while_bootstrapping()
         self._ctx = context if hasattr(context, "Process") else multiprocessing.get_context(context)
         setup = (initializer, tuple(initargs), max_worker_memory, cpu_budget, os.getpid())
         self._setup = dumps(setup, what="initializer")
+        self._has_initializer = initializer is not None
         self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
         self._segments = _shm.SegmentPool(self._shm_prefix) if self._shm_prefix else None
         self._idle_since: float | None = None
         self._maxtasks = maxtasksperchild
-        self._queue = JobQueue()
+        # Owned by the manager thread (created by _start_engine before it starts):
         self._workers: list[WorkerProcess] = []
         self._selector: selectors.BaseSelector | None = None
-        self._wake_r, self._wake_w = -1, -1
-        self._lock = threading.Lock()
+        self._wakeup: WakeupPipe | None = None
         self._thread: threading.Thread | None = None
         self._ids = itertools.count()
         self._functions: dict[int, tuple[Job, bytes]] = {}  # job key -> (job, fn bytes)
-        self._held: tuple[Batch, bytes] | None = None  # a large batch waiting for an idle worker
+        self._held: tuple[Batch, bytes] | None = None  # a batch no worker had room for yet
+        self._start_deaths = 0  # workers in a row that died before they were ready
+        self._last_liveness = 0.0
+        # Shared with callers, under self._lock:
         self._init_error: BaseException | None = None
         self._generation = 0  # bumped by each call; an initializer's failure counts for later calls only
         self._stats = {"batches": 0, "items": 0, "crashes": 0, "timeouts": 0, "replaced": 0}
@@ -126,84 +122,69 @@ class ProcessBackend(Backend):
             self._generation += 1
         super().submit(job)
 
-    def notify(self, job: Job) -> None:
-        with self._lock:
-            if self.state == TERMINATE:
-                job.cancel(closed_error(TERMINATE))
-                return
-            self._queue.add(job)
-            # A closed backend whose thread has finished restarts it for a lazy call
-            # (an ``imap`` begun before close()) that brings more input.
-            if self._thread is None or not self._thread.is_alive():
-                self._start()
-        self._wake()
-
-    def _start(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._thread = threading.Thread(target=self._run, name="pathos-manager", daemon=True)
-        self._thread.start()
-
-    def _wake(self) -> None:
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"x")
-            except (BlockingIOError, OSError):
-                pass  # a wake-up is already pending, or we are shutting down
-
-    def close(self) -> None:
-        with self._lock:
-            if self.state == RUN:
-                self.state = CLOSE
-        self._wake()
-
-    def terminate(self) -> None:
-        with self._lock:
-            if self.state == TERMINATE:
-                return
-            self.state = TERMINATE
-            thread = self._thread
-        self._wake()
-        if thread is None:
-            self._queue.cancel_all(closed_error(TERMINATE))
-        elif thread is not threading.current_thread():
-            thread.join(5.0)
-
-    def join(self, timeout: float | None = None) -> None:
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(self._stats, workers=[w.pid for w in self._workers])
         return info
 
+    # -- the lifecycle contract (see pathos._backend) -----------------------------------
+    def _start_engine(self) -> None:
+        with self._lock:
+            if self.state == TERMINATE:
+                self._engine_may_exit_locked(force=True)
+                return
+        self._open()
+        self._thread = threading.Thread(target=self._run, name="pathos-manager", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wakeup = WakeupPipe()
+        self._selector.register(self._wakeup.fileno(), selectors.EVENT_READ, None)
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.wake()  # a no-op once that pipe is closed
+
+    def _stop_engine(self) -> None:
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._engine_exited.wait(STOP_TERMINATE_SECONDS)
+
     # -- the manager thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
-            running = self._step()
-            if running and self._segments is not None:
-                _shm.discard_orphans_once()  # after the first workers are on their way
-            while running:
-                running = self._step()
+            self._loop()
         except BaseException as exc:  # a bug here must fail the calls, never hang them
             error = PathosError(f"the pool's manager thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            with self._lock:
-                self.state = TERMINATE
-            self._stop_all(error)
-        else:
+            try:
+                self._kill_all(error)
+            finally:
+                self._close_resources()
+                self._break(error)  # later calls say why (terminate() from here does not wait)
+                with self._lock:
+                    self._engine_may_exit_locked(force=True)
+
+    def _loop(self) -> None:
+        first = True
+        while True:
+            if self._step():
+                if first and self._segments is not None:
+                    _shm.discard_orphans_once()  # after the first workers are on their way
+                    first = False
+                continue
             if self.state == TERMINATE:
-                self._stop_all(closed_error(TERMINATE))
-        finally:
-            self._cleanup()
+                self._kill_all(self.closed_error())
+            self._close_resources()
+            if self._engine_may_exit():  # under the lock: no work was queued meanwhile
+                return
+            self._open()  # an imap begun before close() brought more input: carry on
 
     def _step(self) -> bool:
-        """One turn of the loop; False when the backend is finished."""
+        """One turn of the loop; False when the engine should exit (TERMINATE, or
+        closed with nothing left to do and every worker gone)."""
         if self.state == TERMINATE:
             return False
         self._spawn_missing()
@@ -211,19 +192,26 @@ class ProcessBackend(Backend):
         self._sweep_cancelled()
         if self.state == CLOSE and self._idle():
             self._stop_workers()
-            return False
+            if not self._workers:
+                return False
         assert self._selector is not None
-        for key, _ in self._selector.select(self._poll_timeout()):
+        for key, mask in self._selector.select(self._poll_timeout()):
             if key.data is None:
-                self._drain_wake()
-            else:
-                worker, what = key.data
-                if worker in self._workers:
-                    if what == "conn":
-                        self._receive(worker)
-                    else:
-                        self._on_exit(worker)
+                assert self._wakeup is not None
+                self._wakeup.drain()
+                continue
+            worker, what = key.data
+            if worker not in self._workers:
+                continue
+            if what == "exit":
+                self._on_exit(worker)
+                continue
+            if mask & selectors.EVENT_WRITE:
+                self._flush(worker)
+            if mask & selectors.EVENT_READ:
+                self._receive(worker)
         self._check_deadlines()
+        self._check_liveness()
         if self._segments is not None and self._segments.holding:
             self._trim_when_idle(self._segments)
         return True
@@ -241,23 +229,30 @@ class ProcessBackend(Backend):
     def _idle(self) -> bool:
         return not self._held and not any(w.outstanding for w in self._workers) and not self._queue
 
-    def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
-
     def _poll_timeout(self) -> float:
         now = time.monotonic()
         timeout = 1.0  # a bounded wait, so a lost wake-up can never hang the loop
         for w in self._workers:
             deadline = self._deadline(w)
+            if w.stopping:
+                deadline = w.stop_deadline if deadline is None else min(deadline, w.stop_deadline)
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
             if w.outstanding and w.outstanding[0][1].job.cancelled:
                 timeout = min(timeout, CANCEL_GRACE_SECONDS)
+            if w.pidfd < 0:
+                timeout = min(timeout, LIVENESS_SECONDS)
         return timeout
+
+    def _close_resources(self) -> None:
+        """Free what only a running engine needs (its workers are gone by now)."""
+        if self._segments is not None:
+            self._segments.trim()
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+        if self._wakeup is not None:
+            self._wakeup.close()
 
     # -- workers --------------------------------------------------------------------
     def _spawn_missing(self) -> None:
@@ -266,110 +261,40 @@ class ProcessBackend(Backend):
         if self._init_error is not None:
             return
         assert self._selector is not None
-        while len(self._workers) < self.nodes:
+        while sum(not w.stopping for w in self._workers) < self.nodes:
             worker = WorkerProcess(self._ctx, self._setup)
             worker.generation = self._generation
             self._workers.append(worker)
-            self._selector.register(worker.conn.fileno(), selectors.EVENT_READ, (worker, "conn"))
-            self._selector.register(worker.sentinel, selectors.EVENT_READ, (worker, "exit"))
-
-    def _remove(self, worker: WorkerProcess) -> None:
-        assert self._selector is not None
-        for fd in (worker.conn.fileno(), worker.sentinel):
-            try:
-                self._selector.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-        self._workers.remove(worker)
-        worker.close()
-
-    def _on_exit(self, worker: WorkerProcess) -> None:
-        """A worker's process ended: settle the batches it held, then let it go."""
-        if worker.conn.poll(0):
-            self._receive(worker, drain=True)  # results it sent before it died still count
-        if worker not in self._workers:
-            return
-        exitcode = worker.reap()
-        self._settle_lost(worker, exitcode)
-        self._remove(worker)
-
-    def _settle_lost(self, worker: WorkerProcess, exitcode: int | None) -> None:
-        if self._shm_prefix:
-            _shm.discard_prefix(f"pathos-{os.getpid()}-{worker.pid}-")  # results it was writing
-        for _, batch in worker.outstanding:
-            self._release(batch)
-        if not worker.outstanding:
-            return
-        _, running = worker.outstanding.popleft()
-        if worker.killed_for is not None:
-            running.job.batch_failed(running, worker.killed_for)
-        elif worker.ready:
-            self._stats["crashes"] += 1
-            running.job.batch_lost(running, self._crash_error(worker, running, exitcode))
-        else:
-            running.job.batch_unstarted(running)  # it died before it could start anything
-        for _, batch in worker.outstanding:
-            batch.job.batch_unstarted(batch)
-        worker.outstanding.clear()
-
-    def _crash_error(self, worker: WorkerProcess, batch: Batch, exitcode: int | None) -> WorkerCrashedError:
-        items = _items(batch)
-        return WorkerCrashedError(
-            f"worker process {worker.pid} {exit_reason(exitcode)} while running {items}; "
-            "the pool replaced it and carries on. Pass retries=N to run such a task again.",
-            pid=worker.pid,
-            exitcode=exitcode,
-            signal=signal_name(exitcode),
-            task=batch.start,
-        )
-
-    def _kill(self, worker: WorkerProcess, error: BaseException) -> None:
-        """End a worker now: its running batch fails with ``error``, the rest are requeued."""
-        worker.killed_for = error
-        worker.kill()
-        self._on_exit(worker)
-        self._stats["replaced"] += 1
+            self._selector.register(worker.fd, selectors.EVENT_READ, (worker, "conn"))
+            for fd in worker.exit_fds:
+                self._selector.register(fd, selectors.EVENT_READ, (worker, "exit"))
 
     def _stop_workers(self) -> None:
-        for worker in list(self._workers):
-            try:
-                worker.conn.send_bytes(pickle.dumps(("stop",)))
-            except OSError:
-                pass
-        deadline = time.monotonic() + 5.0
-        for worker in list(self._workers):
-            if worker.reap(max(0.0, deadline - time.monotonic())) is None:
-                worker.kill()
-                worker.reap()
-            self._remove(worker)
+        """Ask every worker to exit (the pool is closed and idle); those that do not
+        within ``STOP_SECONDS`` are killed by :meth:`_check_liveness`."""
+        for worker in self._workers:
+            if not worker.stopping:
+                self._send_stop(worker)
 
-    def _stop_all(self, error: BaseException) -> None:
-        """Kill every worker and fail everything unfinished with ``error``."""
-        for worker in list(self._workers):
+    def _kill_all(self, error: BaseException) -> None:
+        """Kill every worker and fail everything unfinished with ``error`` (a completed
+        job keeps its results); their shared-memory files go at once."""
+        for worker in self._workers:
             worker.kill()
+        deadline = time.monotonic() + KILL_WAIT_SECONDS  # one bound for all: terminate() never hangs
         for worker in list(self._workers):
-            worker.reap()
+            worker.reap(max(0.0, deadline - time.monotonic()))
             for _, batch in worker.outstanding:
                 self._release(batch)
-                batch.job.cancel(error)
+                self._fail(batch.job, error)
             worker.outstanding.clear()
+            self._discard_files(worker)
             self._remove(worker)
         if self._held is not None:
             self._release(self._held[0])
-            self._held[0].job.cancel(error)
+            self._fail(self._held[0].job, error)
             self._held = None
         self._queue.cancel_all(error)
-
-    def _cleanup(self) -> None:
-        if self._segments is not None:
-            self._segments.trim()
-        with self._lock:
-            if self._selector is not None:
-                self._selector.close()
-            for fd in (self._wake_r, self._wake_w):
-                if fd >= 0:
-                    os.close(fd)
-            self._wake_r = self._wake_w = -1
 
     # -- sending ----------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -394,24 +319,22 @@ class ProcessBackend(Backend):
                     continue
                 self._held = (batch, payload)
             batch, payload = self._held
-            worker = self._pick(self._depth(batch, len(payload)))
+            worker = self._pick(self._depth(batch))
             if worker is None:
                 return
             self._held = None
             self._send(worker, batch, payload)
 
-    def _depth(self, batch: Batch, size: int) -> int:
+    def _depth(self, batch: Batch) -> int:
         """How many batches a worker may hold when this one is sent to it.
 
-        Only a small message (a pipe cannot fill up) waits in a busy worker. Quick
-        batches queue deep, so a worker never waits for the next one. Moderate ones
-        (under ``STEADY_BATCH_SECONDS``) queue one deep while the job has at least a batch
-        per worker still waiting, which hides the round trip to the parent (on a busy
-        machine, milliseconds before its manager thread runs) without leaving slow work
-        queued behind slow work at the end of a call, when another worker could take it.
+        Quick batches queue deep, so a worker never waits for the next one. Moderate
+        ones (under ``STEADY_BATCH_SECONDS``) queue one deep while the job has at least
+        a batch per worker still waiting, which hides the round trip to the parent (on a
+        busy machine, milliseconds before its manager thread runs) without leaving slow
+        work queued behind slow work at the end of a call, when another worker could
+        take it. (No rule on message size is needed: nothing here blocks on a pipe.)
         """
-        if size > SMALL_MESSAGE:
-            return 1
         job, n = batch.job, len(batch.items)
         if job.is_quick(n):
             return PREFETCH
@@ -443,15 +366,17 @@ class ProcessBackend(Backend):
         writer = self._segments.writer() if self._segments is not None else None
         try:
             data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
-            if writer is not None:
-                batch.segments = writer.segments
-            return data
         except SerializationError as exc:  # dumps() has given back its segments
-            if len(batch.items) > 1:
-                job.batch_lost(batch, exc)  # split it, so only the bad item fails
-            else:
-                job.batch_failed(batch, exc)
+            self._fail_whole(batch, exc)  # split it, so only the bad item fails
             return None
+        if writer is not None:
+            batch.segments = writer.segments
+        too_big = len(data) + len(self._functions[job.key][1]) - MAX_MESSAGE
+        if too_big > 0:
+            self._release(batch)
+            self._fail_whole(batch, _too_large(batch, len(data), len(self._functions[job.key][1])))
+            return None
+        return data
 
     def _send(self, worker: WorkerProcess, batch: Batch, items: bytes) -> None:
         job = batch.job
@@ -461,139 +386,16 @@ class ProcessBackend(Backend):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        message = pickle.dumps(("run", batch_id, job.key, fn_bytes, items, refs, worker.forget), 5)
+        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)), 5)
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
+            worker.base = 0
         worker.outstanding.append((batch_id, batch))
         worker.sent += 1
         if self._maxtasks is not None and worker.sent >= self._maxtasks:
             worker.retiring = True
-        try:
-            worker.conn.send_bytes(message)
-        except OSError:
-            pass  # it died; its sentinel will fire and the batch is settled then
-
-    # -- receiving --------------------------------------------------------------------
-    def _receive(self, worker: WorkerProcess, *, drain: bool = False) -> None:
-        """Handle the messages a worker sent; ``drain`` reads until its pipe is empty."""
-        try:
-            while True:
-                for message in worker.read_messages():
-                    self._on_message(worker, pickle.loads(message))
-                if not drain or not worker.conn.poll(0):
-                    return
-        except (EOFError, OSError):
-            pass  # the process is gone; its sentinel settles the rest
-
-    def _on_message(self, worker: WorkerProcess, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "done":
-            self._on_done(worker, *message[1:])
-        elif kind == "declined":
-            _, batch = worker.outstanding.popleft()
-            self._release(batch)
-            batch.job.batch_unstarted(batch)
-            self._retire_if_idle(worker)
-        elif kind == "ready":
-            worker.ready = True
-            worker.started = time.monotonic()
-            self._init_error = None
-        elif kind == "init_error":
-            cause = rebuild_error(message[1])
-            error = WorkerInitError(
-                f"the pool's initializer raised {type(cause).__name__}: {cause}; "
-                "fix the initializer, then call the pool again"
-            )
-            error.__cause__ = cause
-            with self._lock:
-                if worker.generation == self._generation:  # not a worker left over from an earlier call
-                    self._init_error = error
-            worker.killed_for = error
-
-    def _on_done(
-        self,
-        worker: WorkerProcess,
-        batch_id: int,
-        values: bytes,
-        segments: list[str],
-        errors: list[Any],
-        seconds: float,
-        over: bool,
-        kept: list[str],
-    ) -> None:
-        _, batch = worker.outstanding.popleft()
-        self._release(batch, kept)
-        worker.started = time.monotonic()
-        if over:
-            worker.retiring = True
-        self._stats["batches"] += 1
-        self._stats["items"] += len(batch.items)
-        job = batch.job
-        try:
-            results = pickle.loads(values, buffers=_shm.load_buffers(segments)) if segments else loads(values)
-        except Exception as exc:
-            error = SerializationError(f"cannot deserialize the result of {_items(batch)}: {exc}")
-            self._fail_whole(batch, error)
-        else:
-            if errors and errors[0][0] == -1:  # the batch could not even start
-                self._fail_whole(batch, rebuild_error(errors[0][1]))
-            else:
-                errs = {i: name_result_item(rebuild_error(p), batch.start + i) for i, p in errors}
-                job.batch_done(batch, results, errs, seconds)
-        if job.in_flight == 0 and job.key in self._functions and job.done_or_failed():
-            self._forget_finished()
-        self._retire_if_idle(worker)
-
-    def _release(self, batch: Batch, kept: list[str] | None = None) -> None:
-        """Give a settled batch's argument segments back for reuse (``kept``: still mapped by a worker)."""
-        if batch.segments:
-            assert self._segments is not None
-            self._segments.give_back(batch.segments, kept or ())
-            batch.segments = []
-
-    @staticmethod
-    def _retire_if_idle(worker: WorkerProcess) -> None:
-        """Tell a retiring worker with nothing left to run to stop."""
-        if worker.retiring and not worker.outstanding and not worker.stopping:
-            worker.stopping = True
-            try:
-                worker.conn.send_bytes(pickle.dumps(("stop",)))
-            except OSError:
-                pass
-
-    @staticmethod
-    def _fail_whole(batch: Batch, error: BaseException) -> None:
-        """A batch failed as a whole: split it so only the culprit item fails."""
-        if len(batch.items) > 1:
-            batch.job.batch_lost(batch, error)
-        else:
-            batch.job.batch_failed(batch, error)
-
-    def _forget_finished(self) -> None:
-        done = [key for key, (job, _) in self._functions.items() if job.in_flight == 0 and job.done_or_failed()]
-        for key in done:
-            del self._functions[key]
-            for w in self._workers:
-                if key in w.known:
-                    w.known.discard(key)
-                    w.forget.append(key)
-
-    # -- time -------------------------------------------------------------------------
-    def _deadline(self, worker: WorkerProcess) -> float | None:
-        if not worker.outstanding or not worker.ready:
-            return None
-        timeout = worker.outstanding[0][1].job.timeout
-        return None if timeout is None else worker.started + timeout
-
-    def _check_deadlines(self) -> None:
-        now = time.monotonic()
-        for worker in list(self._workers):
-            deadline = self._deadline(worker)
-            if deadline is not None and now >= deadline:
-                batch = worker.outstanding[0][1]
-                self._stats["timeouts"] += 1
-                self._kill(worker, _timeout_error(batch))
+        self._write(worker, message)
 
     def _sweep_cancelled(self) -> None:
         """Free workers still running a long batch of a cancelled call."""
@@ -601,20 +403,56 @@ class ProcessBackend(Backend):
         for worker in list(self._workers):
             running = worker.outstanding[0][1] if worker.outstanding else None
             if running is not None and running.job.cancelled and now - worker.started > CANCEL_GRACE_SECONDS:
-                self._kill(worker, closed_error(CLOSE))
+                self._kill(worker, self.closed_error() if self.state != RUN else _cancelled())
         if self._functions:
             self._forget_finished()
 
 
-def _timeout_error(batch: Batch) -> TaskTimeoutError:
-    timeout = batch.job.timeout
-    return TaskTimeoutError(
-        f"{_items(batch)} ran longer than the timeout of {timeout:g} s; its worker was killed and replaced",
-        task=batch.start,
-        timeout=timeout,
+def _flush_after(batch: Batch) -> float | None:
+    """How often the worker sends the batch's finished results ahead (see ``Run``).
+
+    Items measured to be quick: never (a crash reruns the finished items of that batch,
+    a few milliseconds of work). Unmeasured small batches: after every item, which costs
+    a message per item for the first batch per worker only. Otherwise every millisecond
+    at most: items slower than that are each sent on their own.
+    """
+    job = batch.job
+    if job.timeout is None and job.is_quick(1, CAREFUL_ITEM_SECONDS):
+        return None
+    if job.item_seconds() is None and len(batch.items) <= EAGER_ITEMS:
+        return 0.0
+    return FLUSH_SECONDS
+
+
+def _cancelled() -> BaseException:
+    from .._errors import PoolClosedError
+
+    return PoolClosedError("the call was cancelled while this item ran")
+
+
+def _too_large(batch: Batch, items: int, fn: int) -> SerializationError:
+    return SerializationError(
+        f"cannot send {items_label(batch)}: its arguments ({items / 2**20:.0f} MiB) and the function "
+        f"({fn / 2**20:.0f} MiB) serialize to more than the {MAX_MESSAGE / 2**30:.0f} GiB a message may carry. "
+        "Large numpy arrays and bytearrays travel through shared memory and do not count: pass data as "
+        "those, or pass a path and load the data inside the function (a function reading a large global "
+        "of the main script carries it by value)."
     )
 
 
-def _items(batch: Batch) -> str:
-    last = batch.start + len(batch.items) - 1
-    return f"item {batch.start}" if last == batch.start else f"items {batch.start}..{last}"
+def _refuse_while_bootstrapping() -> None:
+    """A pool created while this process is itself being started as a worker (a script
+    that starts pools when imported, under spawn or forkserver): exit with the standard
+    library's advice and a code the parent recognizes, instead of a traceback and a
+    parent that starts worker after worker."""
+    from multiprocessing import process
+
+    if not getattr(process.current_process(), "_inheriting", False):
+        return
+    import sys
+
+    from .._workers._process import MAIN_GUARD_EXIT, MAIN_GUARD_MESSAGE
+
+    sys.stderr.write(f"pathos: {MAIN_GUARD_MESSAGE}\n")
+    sys.stderr.flush()
+    os._exit(MAIN_GUARD_EXIT)

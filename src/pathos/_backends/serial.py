@@ -1,8 +1,19 @@
-"""The serial backend: batches run inline, in the calling thread, when they are asked for."""
+"""The serial backend: batches run inline, in the calling thread, when they are asked for.
+
+A task that raises ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` gets it
+back at its item, like any other exception: ``map`` raises it (after the rest of that
+batch, a few milliseconds of work), ``imap`` after the results before it.
+
+It has no engine: :meth:`SerialBackend.notify` runs the notified job's batches in the
+caller's thread at once (a task may itself call the same pool: that inner call runs
+inline too, and no queue is shared between callers, so one thread never ends up
+running another thread's work). What a closed or terminated backend does with a job
+is the base class's (:meth:`~pathos._backend.Backend.notify`'s) rule, kept here.
+"""
 
 from __future__ import annotations
 
-from .._backend import CLOSE, TERMINATE, Backend
+from .._backend import TERMINATE, Backend
 from .._job import Job
 from ._inline import can_alarm, run_batch, run_batch_with_alarm
 
@@ -16,21 +27,26 @@ class SerialBackend(Backend):
         super().__init__(1)
 
     def notify(self, job: Job) -> None:
-        if self.state == TERMINATE:
-            return
-        while (batch := job.next_batch()) is not None:
+        """Run ``job``'s batches now, in this thread (terminated: fail it at once)."""
+        while True:
+            # Read under the lock: a terminate() from another thread stops this loop
+            # before its next batch, and the job then fails instead of waiting forever.
+            with self._lock:
+                stopped = self.state == TERMINATE
+            if stopped:
+                self._fail(job, self.closed_error())
+                return
+            batch = job.next_batch()
+            if batch is None:
+                return
             if job.timeout is not None and can_alarm():
                 values, errors, seconds = run_batch_with_alarm(batch)
             else:
-                values, errors, seconds = run_batch(batch)
+                values, errors, seconds = run_batch(batch, catch_all=True)
             job.batch_done(batch, values, errors, seconds)
 
-    def close(self) -> None:
-        if self.state != TERMINATE:
-            self.state = CLOSE
+    def _wake(self) -> None:
+        return None  # nothing runs in the background
 
-    def join(self, timeout: float | None = None) -> None:
-        return None
-
-    def terminate(self) -> None:
-        self.state = TERMINATE
+    def _stop_engine(self) -> None:
+        return None  # a batch running inline ends its job at its next step (see notify)

@@ -1,25 +1,20 @@
 """The loop a worker process runs: receive a batch, run it, send the results back.
 
-Messages are plain pickles of tuples; the objects inside travel as bytes made by
-:mod:`pathos._serialize`, so a bad object fails one batch, never the loop.
+The messages are those of :mod:`pathos._workers._protocol`. Besides its pipe, each
+worker has a *progress slot*: three float64s in memory shared with the parent
+(``[batch id, offset of the running item, when it started]``), written before each item.
+The parent reads it only when it needs to: when the worker dies (which item killed
+it, so only that item fails and the items after it are run again, never the ones
+before), and for ``timeout=`` (each item's own clock). Writing it costs a store per item.
 
-parent -> worker::
-
-    ("run", batch_id, job_key, fn_bytes | None, items_bytes, [(segment, nbytes)], forget_keys)
-    ("stop",)
-
-worker -> parent::
-
-    ("ready", pid)                         after the initializer ran
-    ("init_error", error_payload)          the initializer raised; the worker exits
-    ("done", batch_id, values_bytes, segments, [(offset, error_payload)], seconds, over_memory, kept)
-    ("declined", batch_id)                 over its memory limit: the batch was not run
+Items that finished are sent ahead in :class:`Partial` messages when the parent asks
+(``Run.flush_after`` is not None: the job's items are slow, timed or not measured yet),
+at most every ``flush_after`` seconds, and always before an ``os._exit()`` called by a task: a crash
+later in the batch then loses no result that was already computed, so nothing runs twice.
 
 The worker maps the parent's argument segments for one batch and unmaps them after;
 ``kept`` names those it could not unmap because the function kept an argument (see
 :mod:`pathos._shm`). Result ``segments`` are new files the parent takes over.
-
-An ``error_payload`` is ``(exception_bytes | None, type_name, text, traceback_text)``.
 """
 
 from __future__ import annotations
@@ -30,18 +25,38 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from .. import _shm
-from .._job import call_items
-from .._serialize import dumps, loads
+from .._serialize import loads
+from ._protocol import (
+    ITEM_ERRORS,
+    BatchReply,
+    Declined,
+    Done,
+    InitError,
+    Partial,
+    Ready,
+    Run,
+    dump_values,
+    error_payload,
+    not_started,
+)
 
-__all__ = ["cpu_budget", "error_payload", "run_worker"]
+__all__ = ["SLOT_BATCH", "SLOT_ITEM", "SLOT_SINCE", "SLOT_SIZE", "cpu_budget", "error_payload", "run_worker"]
+
+Slot = Any  # a memoryview of float64s (typeshed types memoryview items as int)
+
+# The progress slot's fields (float64 each).
+SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE = 0, 1, 2, 3
+LOADING = -1.0  # SLOT_ITEM while the batch's function and arguments are being loaded
 
 # How many cores a pool created inside this worker may use by default (see _config).
 _cpu_budget: int | None = None
+_worker_pid = 0  # this worker's pid: a process a task forks must not speak for it
+_running: _BatchRun | None = None  # the batch being run, for the os._exit() hook
+_real_exit = os._exit
 
 
 def cpu_budget() -> int | None:
@@ -49,18 +64,7 @@ def cpu_budget() -> int | None:
     return _cpu_budget
 
 
-def error_payload(exc: BaseException) -> tuple[bytes | None, str, str, str]:
-    """Everything the parent needs to rebuild ``exc``, or at least to show it."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        data: bytes | None = dumps(exc)
-    except Exception:
-        data = None
-    try:
-        text = str(exc)
-    except Exception:
-        text = "<exception str() failed>"
-    return data, f"{type(exc).__module__}.{type(exc).__qualname__}", text, tb
+_dump_values = dump_values  # the old private name, until every caller imports _protocol
 
 
 def _watch_parent(owner: int) -> None:
@@ -78,7 +82,7 @@ def _watch_parent(owner: int) -> None:
     wait([parent.sentinel])
     if _shm.available():  # the parent cannot unlink its shared memory any more: do it for it
         _shm.discard_prefix(f"pathos-{owner}-")
-    os._exit(1)
+    _real_exit(1)
 
 
 def _rss_bytes() -> int:
@@ -92,9 +96,17 @@ def _rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def run_worker(conn: Connection, setup: bytes) -> None:
-    """Entry point of a worker process."""
-    global _cpu_budget
+def run_worker(conn: Connection, setup: bytes, slot_memory: Any = None) -> None:
+    """Entry point of a worker process.
+
+    Args:
+        conn: its end of the duplex pipe to the parent.
+        setup: the serialized ``(initializer, initargs, max_memory, cpu_budget, owner)``.
+        slot_memory: the shared progress slot (a ``RawArray`` of bytes), or None.
+    """
+    global _cpu_budget, _worker_pid, _running
+    _worker_pid = os.getpid()
+    _running = None  # a worker forked by a pool inside a worker inherits its parent's
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     initializer, initargs, max_memory, _cpu_budget, owner = loads(setup)
     threading.Thread(target=_watch_parent, args=(owner,), name="pathos-parent-watch", daemon=True).start()
@@ -102,19 +114,25 @@ def run_worker(conn: Connection, setup: bytes) -> None:
         try:
             initializer(*initargs)
         except Exception as exc:
-            conn.send_bytes(pickle.dumps(("init_error", error_payload(exc))))
+            conn.send_bytes(pickle.dumps(InitError(error_payload(exc))))
             return
-    conn.send_bytes(pickle.dumps(("ready", os.getpid())))
+    slot = memoryview(slot_memory).cast("B").cast("d") if slot_memory is not None else _private_slot()
+    os._exit = _exit_hook  # a task's os._exit() first sends what the batch finished
+    conn.send_bytes(pickle.dumps(Ready(os.getpid())))
     try:
         prefix = f"pathos-{owner}-{os.getpid()}" if _shm.available() else None
-        _serve(conn, max_memory, prefix)
+        _serve(conn, max_memory, prefix, slot)
     finally:
         from .._registry import shutdown_all
 
         shutdown_all()  # pools the user's functions created in this worker
 
 
-def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None:
+def _private_slot() -> Slot:
+    return memoryview(bytearray(8 * SLOT_SIZE)).cast("d")
+
+
+def _serve(conn: Connection, max_memory: int | None, prefix: str | None, slot: Slot) -> None:
     functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
     declining = False  # over the memory limit: hand queued batches back, unrun
     while True:
@@ -122,65 +140,159 @@ def _serve(conn: Connection, max_memory: int | None, prefix: str | None) -> None
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        if message[0] == "stop":
+        if not isinstance(message, Run):  # Stop
             return
-        _, batch_id, key, fn_bytes, items_bytes, segments, forget = message
         if declining:
-            conn.send_bytes(pickle.dumps(("declined", batch_id)))
+            _send(conn, Declined(message.batch_id))
             continue
-        for old in forget:
+        slot[SLOT_SINCE] = time.monotonic()
+        slot[SLOT_ITEM] = LOADING
+        slot[SLOT_BATCH] = message.batch_id
+        for old in message.forget:
             functions.pop(old, None)
-        writer = _shm.BufferWriter(prefix) if prefix else None
         handles: list[Any] = []
-        reply = _run_batch(functions, key, fn_bytes, items_bytes, segments, writer, handles)
+        batch = _BatchRun(conn, message, prefix, slot)
+        reply = batch.run(functions, handles)
         kept = _shm.unmap_segments(handles) if handles else []
         over = max_memory is not None and _rss_bytes() > max_memory
         declining = over
-        names = writer.names if writer is not None else []
-        conn.send_bytes(pickle.dumps(("done", batch_id, reply[0], names, *reply[1:], over, kept)))
+        names = batch.writer.names if batch.writer is not None else []
+        _send(conn, Done(message.batch_id, reply.values, names, reply.errors, reply.seconds, over, kept))
 
 
-def _run_batch(
-    functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]],
-    key: int,
-    fn_bytes: bytes | None,
-    items_bytes: bytes,
-    segments: list[tuple[str, int]],
-    writer: _shm.BufferWriter | None,
-    handles: list[Any],
-) -> tuple[bytes, list[tuple[int, Any]], float]:
-    """Run one batch; ``handles`` receives the argument mappings to close afterwards."""
+def _send(conn: Connection, message: Any) -> None:
+    """Send ``message`` to the parent, unless this is a process a task forked (which must
+    never speak on the worker's pipe: it ends here instead)."""
+    if os.getpid() != _worker_pid:
+        _forked_child_returned()
+    conn.send_bytes(pickle.dumps(message, 5))
+
+
+def _forked_child_returned() -> NoReturn:
     try:
-        if fn_bytes is not None:
-            functions[key] = loads(fn_bytes)
-        fn, kwargs, star = functions[key]
-        if segments:
-            buffers, mapped = _shm.map_segments(segments)
-            handles.extend(mapped)
-            items = pickle.loads(items_bytes, buffers=buffers)
-            del buffers
-        else:
-            items = loads(items_bytes)
-    except Exception as exc:  # could not rebuild the function or the arguments here
-        return dumps(None), [(-1, error_payload(exc))], 0.0
-    start = time.perf_counter()
-    values, raised = call_items(fn, items, star, kwargs)
-    seconds = time.perf_counter() - start
-    errors = [(offset, error_payload(exc)) for offset, exc in raised.items()]
-    return _dump_values(values, errors, writer), errors, seconds
+        sys.stderr.write(
+            f"pathos: process {os.getpid()}, forked by a task in worker {_worker_pid}, returned into the "
+            "worker's loop; it exits now. End a process you fork in a task with os._exit().\n"
+        )
+        sys.stderr.flush()
+    finally:
+        _real_exit(0)
 
 
-def _dump_values(values: list[Any], errors: list[tuple[int, Any]], writer: _shm.BufferWriter | None) -> bytes:
-    """Serialize the results; one that will not serialize becomes that item's error."""
-    try:
-        return dumps(values, buffers=writer)
-    except Exception:
-        pass
-    for offset, value in enumerate(values):
+def _exit_hook(status: int) -> NoReturn:
+    """``os._exit`` in a worker: send the running batch's finished results first."""
+    batch = _running
+    if batch is not None and os.getpid() == _worker_pid:
         try:
-            dumps(value, what="result")
-        except Exception as exc:
-            values[offset] = None
-            errors.append((offset, error_payload(exc)))
-    errors.sort(key=lambda e: e[0])
-    return dumps(values)
+            batch.flush(len(batch.values))  # the items before the one calling os._exit()
+        except BaseException:  # exiting anyway; the parent runs the unsent items again
+            pass
+    _real_exit(status)
+
+
+class _BatchRun:
+    """One batch as the worker runs it: loads it, runs its items, sends finished ones ahead."""
+
+    def __init__(self, conn: Connection, run: Run, prefix: str | None, slot: Slot) -> None:
+        self.conn, self.run_msg, self.prefix, self.slot = conn, run, prefix, slot
+        self.writer = _shm.BufferWriter(prefix) if prefix else None
+        self.values: list[Any] = []
+        self.errors: dict[int, BaseException] = {}
+        self.sent = 0  # items already sent in Partial messages
+
+    def run(
+        self, functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]], handles: list[Any]
+    ) -> BatchReply:
+        """Load and run the batch; ``handles`` receives the argument mappings to close afterwards."""
+        run = self.run_msg
+        try:
+            if run.fn is not None:
+                functions[run.key] = loads(run.fn)
+            fn, kwargs, star = functions[run.key]
+            if run.segments:
+                buffers, mapped = _shm.map_segments(run.segments)
+                handles.extend(mapped)
+                items = pickle.loads(run.items, buffers=buffers)
+                del buffers
+            else:
+                items = loads(run.items)
+        except Exception as exc:  # could not rebuild the function or the arguments here
+            return not_started(exc)
+        global _running
+        _running = self
+        start = time.perf_counter()
+        try:
+            if run.flush_after is not None:
+                self._run_careful(fn, items, star, kwargs, run.flush_after)
+            else:
+                self._run_quick(fn, items, star, kwargs)
+        finally:
+            _running = None
+        seconds = time.perf_counter() - start
+        values = self.values[self.sent :] if self.sent else self.values
+        sent = self.sent
+        errors = [(offset - sent, error_payload(exc)) for offset, exc in self.errors.items() if offset >= sent]
+        return BatchReply(dump_values(values, errors, self.writer), errors, seconds)
+
+    def _run_quick(self, fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any]) -> None:
+        """Items measured to be quick: one store per item, nothing sent ahead."""
+        slot, values, errors = self.slot, self.values, self.errors
+        append = values.append
+        n, i = len(items), 0
+        while i < n:
+            try:
+                if star:
+                    for j in range(i, n):
+                        slot[SLOT_ITEM] = j
+                        append(fn(*items[j], **kwargs))
+                elif kwargs:
+                    for j in range(i, n):
+                        slot[SLOT_ITEM] = j
+                        append(fn(items[j], **kwargs))
+                else:
+                    for j in range(i, n):
+                        slot[SLOT_ITEM] = j
+                        append(fn(items[j]))
+                return
+            except ITEM_ERRORS as exc:
+                i = len(values)  # the item that raised
+                errors[i] = exc
+                append(None)
+                i += 1
+
+    def _run_careful(
+        self, fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any], flush_after: float
+    ) -> None:
+        """Slow, timed or unmeasured items: each one's start time is recorded (its own
+        ``timeout=`` clock), and finished ones are sent ahead every ``flush_after`` s."""
+        slot, values, errors = self.slot, self.values, self.errors
+        append = values.append
+        monotonic = time.monotonic
+        last = monotonic()
+        for i, args in enumerate(items):
+            now = monotonic()
+            if i > self.sent and now - last >= flush_after:
+                self.flush(i)
+                last = now = monotonic()
+            slot[SLOT_SINCE] = now
+            slot[SLOT_ITEM] = i
+            try:
+                append(fn(*args, **kwargs) if star else fn(args, **kwargs))
+            except ITEM_ERRORS as exc:
+                errors[i] = exc
+                append(None)
+            if os.getpid() != _worker_pid:  # the task forked, and this is the child
+                _forked_child_returned()
+
+    def flush(self, upto: int) -> None:
+        """Send the results of items ``sent .. upto - 1`` ahead of the batch's end."""
+        if upto <= self.sent:
+            return
+        sent = self.sent
+        values = self.values[sent:upto]
+        errors = [(offset - sent, error_payload(exc)) for offset, exc in self.errors.items() if sent <= offset < upto]
+        writer = _shm.BufferWriter(self.prefix) if self.prefix else None
+        data = dump_values(values, errors, writer)
+        names = writer.names if writer is not None else []
+        _send(self.conn, Partial(self.run_msg.batch_id, upto - sent, data, names, errors))
+        self.sent = upto

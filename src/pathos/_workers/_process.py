@@ -13,11 +13,20 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from .._job import Batch
-from ._main import run_worker
+from ._main import SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE, run_worker
 
-__all__ = ["WorkerProcess", "exit_reason", "signal_name"]
+__all__ = ["MAIN_GUARD_EXIT", "MAIN_GUARD_MESSAGE", "WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
+# A worker that finds itself creating a pool while it is still being started (a script
+# that starts pools when imported, under spawn or forkserver) exits with this code.
+MAIN_GUARD_EXIT = 86
+MAIN_GUARD_MESSAGE = (
+    "a worker process imported the main script, and the script started a pool while being imported: "
+    "an attempt was made to start a new process before the current process finished its bootstrapping "
+    "phase (the standard library's rule for the spawn and forkserver start methods). Put the code that "
+    "creates and uses pools under `if __name__ == '__main__':`, or use context='fork'."
+)
 
 _forking = threading.local()  # .parent is our pid while this thread forks a worker
 _PR_SET_PDEATHSIG = 1
@@ -89,12 +98,24 @@ if hasattr(os, "register_at_fork"):
 
 
 class WorkerProcess:
-    """A live worker and the batches sent to it, oldest (running) first."""
+    """A live worker, its pipe and outbox, its progress slot, and the batches sent to it
+    (oldest, the running one, first).
+
+    The manager never blocks on a worker: messages to it are framed into :attr:`outbox`
+    and written without blocking as the pipe drains (:meth:`send` / :meth:`flush`), and
+    its exit is watched through a pidfd where the system has one (a process the worker
+    forked may hold the worker's pipe and sentinel open long after the worker died).
+    """
 
     def __init__(self, ctx: Any, setup: bytes) -> None:
         _prctl()  # looked up here, so that a forked child finds it ready
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=run_worker, args=(child_conn, setup), name="pathos-worker", daemon=False)
+        self.slot_memory = ctx.RawArray("b", 8 * SLOT_SIZE)
+        self.slot: Any = memoryview(self.slot_memory).cast("B").cast("d")  # float64s
+        self.slot[SLOT_BATCH] = -1.0
+        self.process = ctx.Process(
+            target=run_worker, args=(child_conn, setup, self.slot_memory), name="pathos-worker", daemon=False
+        )
         with warnings.catch_warnings():
             # Python 3.12+ warns about fork() in a process with threads. Before its own
             # loop starts, a worker touches one lock another thread may hold: that of
@@ -110,22 +131,59 @@ class WorkerProcess:
         child_conn.close()
         self.conn: Connection = parent_conn
         self.fd: int = parent_conn.fileno()
+        os.set_blocking(self.fd, False)
         self.inbox = bytearray()  # bytes read from the pipe, not yet split into messages
+        self.outbox: deque[memoryview] = deque()  # framed bytes not yet written
         self.pid: int = self.process.pid
         self.sentinel: int = self.process.sentinel
+        self.pidfd: int = _pidfd_open(self.pid)  # -1 where there is none
         self.outstanding: deque[tuple[int, Batch]] = deque()
+        self.base = 0  # items of the running batch already settled (Partial messages)
         self.ready = False  # the initializer finished
         self.started = time.monotonic()  # when the running batch began, roughly
         self.sent = 0  # batches sent, for maxtasksperchild
         self.known: set[int] = set()  # job keys whose function this worker holds
         self.forget: list[int] = []  # job keys to drop with the next message
         self.retiring = False  # send no more; stop once idle
-        self.stopping = False  # "stop" was sent
-        self.killed_for: BaseException | None = None  # the error its running batch gets
+        self.stopping = False  # Stop was sent
+        self.stop_deadline = 0.0  # when a stopping worker is killed instead
+        self.killed_for: BaseException | None = None  # the error its running item gets
         self.generation = 0  # the backend's call counter when this worker was started
 
-    def read_messages(self) -> list[bytes]:
-        """Every complete message now readable, in one ``read`` (the pipe must be readable).
+    # -- writing ------------------------------------------------------------------
+    def send(self, data: bytes) -> bool:
+        """Queue one message (``multiprocessing.Connection`` framing) and write what the
+        pipe takes now; True if bytes are still waiting (wait for the pipe to be writable)."""
+        size = len(data)
+        header = size.to_bytes(4, "big") if size <= 0x7FFFFFFF else b"\xff\xff\xff\xff" + size.to_bytes(8, "big")
+        if size < 1 << 16:
+            self.outbox.append(memoryview(header + data))
+        else:
+            self.outbox.append(memoryview(header))
+            self.outbox.append(memoryview(data))
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write queued bytes until the pipe is full; True if some are still waiting."""
+        outbox = self.outbox
+        while outbox:
+            view = outbox[0]
+            try:
+                written = os.write(self.fd, view)
+            except BlockingIOError:
+                return True
+            except OSError:  # it died: its exit is noticed through its pidfd or sentinel
+                outbox.clear()
+                return False
+            if written < len(view):
+                outbox[0] = view[written:]
+                return True
+            outbox.popleft()
+        return False
+
+    # -- reading ------------------------------------------------------------------
+    def read_messages(self) -> list[bytes] | None:
+        """Every complete message now readable, in one ``read``; None if nothing was.
 
         Messages use ``multiprocessing.Connection``'s framing (a 4-byte big-endian
         length, or -1 and an 8-byte length), as the worker sends them with
@@ -134,7 +192,10 @@ class WorkerProcess:
         Raises:
             EOFError: the worker closed its end.
         """
-        data = os.read(self.fd, READ_SIZE)
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return None
         if not data:
             raise EOFError
         inbox = self.inbox
@@ -155,6 +216,35 @@ class WorkerProcess:
         del inbox[:pos]
         return messages
 
+    def running_offset(self) -> int | None:
+        """Offset, in the running batch as it stands now, of the item the worker runs.
+
+        None if it has not started that batch yet; -1 while it loads the batch.
+        """
+        if not self.outstanding:
+            return None
+        # The batch id first: the worker writes a new batch's id after resetting the
+        # item, so the item read next belongs to that batch (or a later one, only while
+        # the worker lives; a crash is read once the worker is dead).
+        if self.slot[SLOT_BATCH] != self.outstanding[0][0]:
+            return None
+        item = self.slot[SLOT_ITEM]
+        return -1 if item < 0 else int(item) - self.base
+
+    def running_since(self) -> float | None:
+        """When the running batch's current item (or its loading) began, if it has begun."""
+        if not self.outstanding:
+            return None
+        if self.slot[SLOT_BATCH] != self.outstanding[0][0]:
+            return None
+        return float(self.slot[SLOT_SINCE])  # if the worker moved on meanwhile: later, harmless
+
+    # -- ending -------------------------------------------------------------------
+    @property
+    def exit_fds(self) -> list[int]:
+        """What to watch for its exit: its pidfd, else its sentinel."""
+        return [self.pidfd] if self.pidfd >= 0 else [self.sentinel]
+
     def kill(self) -> None:
         try:
             self.process.kill()
@@ -162,11 +252,25 @@ class WorkerProcess:
             pass
 
     def reap(self, timeout: float = 1.0) -> int | None:
-        self.process.join(timeout)
-        exitcode: int | None = self.process.exitcode
-        return exitcode
+        """Its exit code, waiting at most ``timeout`` seconds for it to exit.
+
+        Polls instead of ``Process.join()``, which waits on the sentinel: a process the
+        worker forked may keep that open long after the worker is gone.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            exitcode: int | None = self.process.exitcode
+            if exitcode is not None or time.monotonic() >= deadline:
+                return exitcode
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        self.outbox.clear()
         try:
             self.conn.close()
         except OSError:  # pragma: no cover
@@ -175,6 +279,18 @@ class WorkerProcess:
             self.process.close()
         except ValueError:  # still running: leave it to the registry's exit hook
             pass
+
+
+def _pidfd_open(pid: int) -> int:
+    """A pidfd for ``pid`` (readable once it exits), or -1 where the system has none."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return -1
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:  # an old kernel, or a sandbox that forbids it
+        return -1
+    return fd
 
 
 def signal_name(exitcode: int | None) -> str | None:
