@@ -64,13 +64,6 @@ def pool(kind: str) -> Iterator[Any]:
     p.clear()
 
 
-def xfail_dask(request: pytest.FixtureRequest, kind: str, why: str) -> None:
-    """Mark a parallel-pool case the dask branch has not fixed yet (only in this suite;
-    it still runs, and passes as XPASS once that branch is merged)."""
-    if kind == "parallel":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=f"dask branch: {why}"))
-
-
 def backend_of(pool: Any) -> Any:
     backend = pool._cached_backend()
     assert backend is not None
@@ -121,8 +114,7 @@ def test_calls_after_close_raise(pool: Any) -> None:
 
 
 @pytest.mark.parametrize("verb", ["imap", "uimap"])
-def test_lazy_call_begun_before_close_finishes(request: pytest.FixtureRequest, pool: Any, kind: str, verb: str) -> None:
-    xfail_dask(request, kind, "ParallelPool raises PoolClosedError mid-iteration after close() (issue item 3)")
+def test_lazy_call_begun_before_close_finishes(pool: Any, kind: str, verb: str) -> None:
     it = getattr(pool, verb)(_cases.square, gen(100))
     first = it.next(timeout=T)
     pool.close()
@@ -133,22 +125,22 @@ def test_lazy_call_begun_before_close_finishes(request: pytest.FixtureRequest, p
     join_within(pool)
 
 
-def test_engine_restarts_for_concurrent_refills_after_close(
-    request: pytest.FixtureRequest, pool: Any, kind: str
-) -> None:
+def test_engine_restarts_for_concurrent_refills_after_close(pool: Any, kind: str) -> None:
     """Several threads refill lazy calls begun before close() while the engine keeps
     going idle: every item of every call comes back (the exit/restart handshake)."""
-    xfail_dask(request, kind, "ParallelPool raises PoolClosedError mid-iteration after close() (issue item 3)")
     iterators = [pool.imap(_cases.add, gen(40), itertools.repeat(k)) for k in range(4)]
     pool.close()
     results: dict[int, list[Any]] = {}
 
     def consume(k: int) -> None:
-        out = []
-        for i, it_value in enumerate(iter(lambda: _next_or_stop(iterators[k]), _STOP)):
-            out.append(it_value)
-            if i % 7 == 0:
-                time.sleep(0.02)  # let the engine idle between refills
+        out: list[Any] = []
+        try:
+            for i, value in enumerate(iter(lambda: _next_or_stop(iterators[k]), _STOP)):
+                out.append(value)
+                if i % 7 == 0:
+                    time.sleep(0.02)  # let the engine idle between refills
+        except Exception as exc:  # shown in the assertion below
+            out.append(exc)
         results[k] = out
 
     threads = [threading.Thread(target=consume, args=(k,), daemon=True) for k in range(4)]

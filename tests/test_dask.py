@@ -7,11 +7,14 @@ stays valid. Every process started here is killed at teardown.
 
 from __future__ import annotations
 
+import http.server
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -20,8 +23,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pathos import ClusterError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import DaskBackend, _Task, scheduler_address
+from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
+from pathos._backends.dask import FETCH_TRIES, DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -251,8 +254,23 @@ def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() 
     assert batch is not None
     for status in ("lost", "pending", "cancelled"):  # lost, lost while fetched, dropped
         backend._settle(_Task(batch, SimpleNamespace(status=status, key="k"), None))
-        assert backend._broken is None and job.in_flight == 0 and not job.done_or_failed()
+        assert backend._lost_reason is None and job.in_flight == 0 and not job.done_or_failed()
         assert job.next_batch() is batch
+
+    def gone(timeout: float) -> Any:
+        raise TimeoutError("timed out after 10 s.")
+
+    # Under load: the worker holding the result died, and Dask reschedules the task while
+    # the client still calls it finished. This broke the pool ("lost the Dask scheduler").
+    unfetchable = SimpleNamespace(status="finished", key="k", result=gone)
+    for _ in range(FETCH_TRIES - 1):
+        backend._settle(_Task(batch, unfetchable, None))
+        assert backend._lost_reason is None and not job.done_or_failed()
+        assert job.next_batch() is batch
+    backend._settle(_Task(batch, unfetchable, None))  # the last try: its item fails, the pool stays
+    assert backend._lost_reason is None and job.done_or_failed()
+    with pytest.raises(ClusterError, match="could not be fetched from the Dask cluster 3 times"):
+        job.result()
     backend._client = None
     backend.terminate()
 
@@ -274,6 +292,7 @@ def test_losing_the_scheduler_fails_the_call_promptly() -> None:
     pool = remote_pool(own.address)
     try:
         result = pool.amap(_cases.sleep_then, [0.5] * 20)
+        streams = [pool.imap(_cases.sleep_then, [0.5] * 20), pool.uimap(_cases.sleep_then, [0.5] * 20)]
         time.sleep(1.0)
         _kill(own.scheduler)
         started = time.monotonic()
@@ -281,10 +300,161 @@ def test_losing_the_scheduler_fails_the_call_promptly() -> None:
             result.get(TIMEOUT)
         assert info.value.address == own.address
         assert time.monotonic() - started < 15
-        with pytest.raises(ClusterError):
-            pool.map(_cases.square, [1])
+        for stream in streams:  # a stream said why it ended, not a silent StopIteration
+            with pytest.raises(ClusterError, match="lost the Dask scheduler"):
+                for _ in range(21):
+                    stream.next(TIMEOUT)
+        pool.close()  # does not hide the reason either
+        for call in (lambda: pool.map(_cases.square, [1]), lambda: list(pool.imap(_cases.square, [1]))):
+            with pytest.raises(PoolClosedError, match="stopped because ClusterError: lost the Dask scheduler") as err:
+                call()  # later calls say why the pool stopped, not "it was terminated"
+            assert isinstance(err.value.__cause__, ClusterError)
     finally:
         own.stop()
+        pool.clear()
+
+
+# -- lifecycle: close, terminate, errors that end a call ---------------------------------------
+
+
+def _join(pool: Any) -> None:
+    """``pool.join()``, bounded: it must return once the pool's work has run."""
+    done = threading.Event()
+
+    def join() -> None:
+        pool.join()
+        done.set()
+
+    threading.Thread(target=join, daemon=True).start()
+    assert done.wait(TIMEOUT), "join() did not return"
+
+
+@pytest.mark.parametrize("verb", ["imap", "uimap"])
+def test_a_stream_begun_before_close_finishes_all_its_items(cluster: Cluster, verb: str) -> None:
+    # pathos's and multiprocessing's contract: close() lets submitted work finish. The
+    # pool went idle at join() and shut its client down, so the refill raised
+    # PoolClosedError after the first window.
+    pool = remote_pool(cluster.address)
+    try:
+        it = getattr(pool, verb)(_cases.square, (x for x in range(100)))
+        first = it.next(TIMEOUT)
+        pool.close()
+        _join(pool)
+        rest = [it.next(TIMEOUT) for _ in range(99)]
+        assert sorted([first, *rest]) == [x * x for x in range(100)]
+        if verb == "imap":
+            assert [first, *rest] == [x * x for x in range(100)]
+        with pytest.raises(StopIteration):
+            it.next(TIMEOUT)
+        backend = ParallelPool.__state__[pool._id]
+        deadline = time.monotonic() + TIMEOUT
+        while backend._client is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend._client is None  # the finished pool let its cluster go
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+def test_the_cluster_is_let_go_when_nothing_can_use_it_again(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    backend = ParallelPool.__state__[pool._id]
+    try:
+        assert pool.map(_cases.square, [2]) == [4]
+        pool.close()
+        _join(pool)
+        assert backend._client is None  # closed, no call open
+        pool.clear()
+        it = pool.imap(_cases.square, (x for x in range(100)))
+        assert it.next(TIMEOUT) == 0
+        backend = ParallelPool.__state__[pool._id]
+        pool.close()
+        _join(pool)
+        assert backend._client is not None  # the imap begun before close() still reads input
+        pool.terminate()
+        assert backend._client is None
+        with pytest.raises(PoolClosedError, match="terminated"):
+            for _ in range(100):
+                it.next(TIMEOUT)
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+def test_terminate_stops_a_refilling_imap_with_pool_closed(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        it = pool.imap(_cases.square, itertools.count())
+        assert it.next(TIMEOUT) == 0
+        pool.terminate()
+        with pytest.raises(PoolClosedError, match="terminated"):
+            for _ in range(10_000):
+                it.next(TIMEOUT)
+    finally:
+        pool.clear()
+
+
+def test_terminate_right_after_a_call_returned_keeps_its_results(cluster: Cluster) -> None:
+    # Its batches filled the engine's room, so the finished call may still be queued
+    # when terminate() comes: it must not become PoolClosedError.
+    pool = remote_pool(cluster.address)
+    try:
+        done = pool.amap(_cases.square, [1, 2, 3])
+        assert done.get(TIMEOUT) == [1, 4, 9]
+        pool.terminate()
+        assert done.successful() and not done.cancelled() and done.get(0) == [1, 4, 9]
+    finally:
+        pool.clear()
+
+
+def test_terminate_never_rewrites_a_finished_call(cluster: Cluster) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        done = pool.amap(_cases.square, [1, 2, 3])
+        assert done.get(TIMEOUT) == [1, 4, 9]
+        finished = pool.imap(_cases.square, range(3))  # all of it run, none of it read yet
+        deadline = time.monotonic() + TIMEOUT
+        while not finished._job.done_or_failed() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.terminate()
+        assert done.get(0) == [1, 4, 9] and done.successful() and not done.cancelled()
+        assert list(finished) == [0, 1, 4]
+    finally:
+        pool.clear()
+
+
+@pytest.mark.parametrize("verb", ["map", "imap", "uimap", "amap"])
+def test_an_unserializable_function_fails_every_verb(pool: Any, verb: str) -> None:
+    # imap and uimap gave an empty iterator: the job was cancelled with the error, and
+    # only PoolClosedError was raised from a cancelled iterator.
+    generator = (i for i in range(3))  # neither pickle nor dill can send a generator
+    with pytest.raises(SerializationError, match="function"):
+        out = getattr(pool, verb)(lambda x: (next(generator), x), range(5))
+        if verb == "amap":
+            out.get(TIMEOUT)
+        elif verb != "map":
+            out.next(TIMEOUT)
+    assert pool.map(_cases.square, [2]) == [4]
+
+
+def test_an_engine_that_failed_says_why_in_later_calls(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = remote_pool(cluster.address)
+    try:
+        assert pool.map(_cases.square, [2]) == [4]
+
+        def broken(self: Any) -> None:
+            raise RuntimeError("a bug in the engine")
+
+        monkeypatch.setattr(DaskBackend, "_fill", broken)
+        with pytest.raises(PathosError, match="thread failed: RuntimeError: a bug in the engine"):
+            pool.map(_cases.square, [3])
+        monkeypatch.undo()  # the bug is gone, but the pool it killed stays stopped, and says why
+        with pytest.raises(PoolClosedError, match=r"stopped because PathosError: .*a bug in the engine"):
+            pool.map(_cases.square, [3])
+        pool.clear()
+        assert pool.map(_cases.square, [3]) == [9]  # a new one connects
+    finally:
+        pool.terminate()
         pool.clear()
 
 
@@ -333,6 +503,119 @@ def test_an_unreachable_server_falls_back_to_a_local_cluster() -> None:
         with pytest.warns(RuntimeWarning, match="local cluster"):
             assert pool.map(_cases.square, [3]) == [9]
         assert "local cluster" in stats(pool)
+    finally:
+        pool.clear()
+
+
+class SshLike:
+    """A TCP server on 127.0.0.1 that greets each connection as an SSH server does,
+    then holds it open (reading and discarding) until stopped."""
+
+    GREETING = b"SSH-2.0-OpenSSH_9.2\r\n"
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # stopped
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.sendall(self.GREETING)
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._listener.close()
+        for conn in self._conns:
+            conn.close()
+
+
+class HttpServer:
+    """The standard library's HTTP server on 127.0.0.1, in a thread."""
+
+    def __init__(self) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def ssh_like() -> Iterator[SshLike]:
+    server = SshLike()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    server = HttpServer()
+    yield server
+    server.stop()
+
+
+def test_an_ssh_port_is_a_clear_cluster_error(ssh_like: SshLike) -> None:
+    # Read as a Dask frame length, the greeting asked numpy for 2.82 EiB (MemoryError).
+    pool = ParallelPool(nodes=0, servers=(ssh_like.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match=r"is not a Dask scheduler: it greeted with 'SSH-2\.0") as info:
+            pool.map(_cases.square, [1])
+        assert info.value.address == f"tcp://{ssh_like.address}"
+        assert "check the host and the port" in str(info.value)
+    finally:
+        pool.clear()
+
+
+def test_an_http_server_is_a_clear_cluster_error_within_the_connect_time(http_server: HttpServer) -> None:
+    # An HTTP server waits for the client to speak first: the Dask handshake waited 60 s+.
+    pool = ParallelPool(nodes=0, servers=(http_server.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match=r"is not a Dask scheduler: .* no Dask greeting within 3 s"):
+            pool.map(_cases.square, [1])
+        assert time.monotonic() - started < 15  # 3 s stated; a hang guard, not a speed check
+    finally:
+        pool.clear()
+
+
+def test_foreign_services_warn_then_the_work_runs_on_the_scheduler(
+    cluster: Cluster, ssh_like: SshLike, http_server: HttpServer
+) -> None:
+    servers = (ssh_like.address, http_server.address, cluster.address)
+    pool = ParallelPool(nodes=0, servers=servers, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.warns(RuntimeWarning, match="is not a Dask scheduler") as caught:
+            assert pool.map(_cases.square, range(3)) == [0, 1, 4]
+        texts = [str(w.message) for w in caught]
+        assert any("SSH-2.0" in t for t in texts) and any("no Dask greeting" in t for t in texts)
+        assert {w.filename for w in caught} == {__file__}  # the line that called the pool
+    finally:
+        pool.clear()
+
+
+def test_only_foreign_services_and_no_local_nodes_says_what_each_was(ssh_like: SshLike) -> None:
+    pool = ParallelPool(nodes=0, servers=(ssh_like.address,), id=f"dask-test-{next(_ids)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ClusterError, match=r"no Dask scheduler could be reached .*SSH-2\.0"):
+                pool.map(_cases.square, [1])
     finally:
         pool.clear()
 

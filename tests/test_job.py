@@ -153,6 +153,10 @@ def test_fail_ends_the_job_with_the_engine_error() -> None:
     assert job.fail(error) and job.state is JobState.FAILED and not job.cancelled
     with pytest.raises(SerializationError):
         job.result()
+    job, _ = eager([1, 2])
+    assert job.cancel(error) and job.state is JobState.FAILED  # the engine's cancel with a non-closing error
+    job, _ = eager([1, 2])
+    assert job.cancel(PoolClosedError("terminated")) and job.state is JobState.CANCELLED
 
 
 def test_a_fail_fast_job_fails_at_its_first_error() -> None:

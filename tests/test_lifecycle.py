@@ -8,14 +8,14 @@ import os
 import threading
 import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from pathos._backend import WakeupPipe
 from pathos._backends.thread import ThreadBackend
 from pathos._errors import PoolClosedError, TaskTimeoutError
-from pathos.pools import ProcessPool, SerialPool, ThreadPool
+from pathos.pools import ProcessPool, SerialPool, ThreadPool, _ThreadPool
 
 from . import _cases
 from .conftest import make_pool
@@ -38,19 +38,34 @@ def test_default_id_pool_works_in_a_worker_and_after_fork() -> None:
     try:
         assert pool.map(_cases.square, [1, 2]) == [1, 4]
         assert pool.amap(nested_map, [3]).get(T) == [[0, 1, 4]]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
-            child = os.fork()
-        if child == 0:  # pragma: no cover - the child reports through its exit code
-            code = 1
-            try:
-                code = 0 if nested_map(4) == [0, 1, 4, 9] else 2
-            finally:
-                os._exit(code)
-        assert _exit_code(child, T) == 0
+        assert in_forked_child(lambda: nested_map(4) == [0, 1, 4, 9]) == 0
         assert pool.map(_cases.square, [3]) == [9]  # the parent's pool is untouched
     finally:
         pool.clear()
+
+
+def test_uncached_pool_made_before_fork_works_in_the_child() -> None:
+    pool = _ThreadPool(2)  # multiprocessing's API: a pool of its own, outside the cache
+    try:
+        assert pool.map(_cases.square, [1, 2]) == [1, 4]
+        assert in_forked_child(lambda: pool.map(_cases.square, [3, 4]) == [9, 16]) == 0
+        assert pool.map(_cases.square, [5]) == [25]
+    finally:
+        pool.terminate()
+
+
+def in_forked_child(check: Callable[[], bool]) -> int | None:
+    """The exit code of a forked child that runs ``check``: 0 if it returned True."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    return _exit_code(child, T)
 
 
 def _exit_code(pid: int, seconds: float) -> int | None:

@@ -22,7 +22,8 @@ The lifecycle protocol (what the base class owns)
   until the engine has decided, under the lock, to exit (:meth:`_engine_may_exit`);
 - ``_broken``: the exception that killed the backend for an internal reason (a bug in
   an engine thread, a lost cluster), set by :meth:`_break`; every later error says it;
-- :meth:`notify` (written once, subclasses do not override it)::
+- :meth:`notify` (written once; only the serial backend, which has no engine and runs
+  each job inline in the caller's thread, overrides it, with the same TERMINATE rule)::
 
       with lock:
           if TERMINATE: fail the job with closed_error()     (outside the lock, and
@@ -74,7 +75,9 @@ backend still runs the job (an ``imap`` begun before ``close()`` finishes all it
 items); ``notify()`` on a TERMINATE backend fails the job at once.
 
 Lock order: ``Backend._lock`` -> ``JobQueue._lock`` -> ``Job.lock``. Job callbacks
-(done callbacks, progress, waiters) never run under ``Backend._lock``.
+(done callbacks, progress, waiters) never run under ``Backend._lock``. The locks are not
+reentrant: code that may run while an engine thread holds one (a finalizer run by the
+garbage collector, a callback) must not call :meth:`notify` synchronously.
 """
 
 from __future__ import annotations
@@ -201,6 +204,8 @@ class Backend:
         Raises:
             PoolClosedError: the backend was closed or terminated.
         """
+        # Race: a close() right after this check lets the job in; notify() then queues
+        # it on a CLOSE backend, which runs it like any work submitted before close().
         if self.state != RUN:
             raise self.closed_error()
         self._recall_timing(job)

@@ -274,8 +274,10 @@ class Job:
         """Stop the job: no new batches; waiting consumers get ``exc`` (or a cancel error).
 
         Without ``exc`` this is the caller's cancel, and the job tells its backend, which
-        drops what it still runs. With ``exc`` the engine itself is stopping the job
-        (its pool stops), so no backend is told (the caller may hold the backend's lock).
+        drops what it still runs. With ``exc`` the engine itself is stopping the job, so
+        no backend is told (the caller may hold the backend's lock): a
+        :class:`PoolClosedError` (its pool stops) leaves it CANCELLED, any other error
+        (e.g. its function cannot be sent) FAILED, as :meth:`fail` does.
 
         Args:
             exc: the error consumers get instead of the default cancel error.
@@ -292,7 +294,8 @@ class Job:
             if exc is None:
                 exc = PoolClosedError("the call was cancelled before this item ran")
             self._by_caller = by_caller
-            inline = self._end_locked(JobState.CANCELLED, exc)
+            state = JobState.CANCELLED if isinstance(exc, PoolClosedError) else JobState.FAILED
+            inline = self._end_locked(state, exc)
         self._after(inline)
         if by_caller and self._notifier is not None:
             self._notifier.notify(self)

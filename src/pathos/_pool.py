@@ -172,7 +172,8 @@ class WorkerPool(AbstractWorkerPool):
         self._nodes = nodes
         if self._id is None:
             self._id = self._default_id()
-        self._own: Backend | None = None
+        self._own: Backend | None = None  # the backend of an uncached pool
+        self._own_pid = os.getpid()  # the process that made _own (a forked child makes its own)
         self._serve()
 
     # -- configuration ------------------------------------------------------------------
@@ -222,6 +223,8 @@ class WorkerPool(AbstractWorkerPool):
         if nodes is not None:
             self._nodes = self._validate_nodes(nodes)
         if not self._cached:
+            if self._own_pid != os.getpid():  # a forked child: the parent's backend is not ours
+                self._own, self._own_pid = None, os.getpid()
             if self._own is None or nodes is not None:
                 if self._own is not None:
                     self._own.close()
@@ -241,7 +244,7 @@ class WorkerPool(AbstractWorkerPool):
     def _cached_backend(self) -> Backend | None:
         """The cached backend if it matches this pool's node count (pathos's check)."""
         if not self._cached:
-            return self._own
+            return self._own if self._own_pid == os.getpid() else None
         with _cache_lock:
             backend = self.__state__.get(self._id)
         if backend is not None and backend.nodes == self._nodes:
@@ -312,8 +315,10 @@ class WorkerPool(AbstractWorkerPool):
             return
         if exc_type is not None:
             backend.terminate()
-        backend.close()
-        backend.join()
+            backend.join(TERMINATE_JOIN_SECONDS)
+        else:
+            backend.close()
+            backend.join()
         self._evict(backend)
 
     # -- the verbs ----------------------------------------------------------------------

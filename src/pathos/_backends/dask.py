@@ -2,8 +2,8 @@
 
 ::
 
-    callers (any thread)          manager thread                       Dask workers
-    --------------------          --------------                       ------------
+    callers (any thread)          engine thread                        Dask workers
+    --------------------          -------------                        ------------
     submit(job): connect a  --->  JobQueue.pull() -> batch
       Client (lazily) to the      dumps(items); the function once
       scheduler, or start a       a job (inline, or scattered when
@@ -11,22 +11,30 @@
                                   client.submit(run_batch, token,  ---> run_batch: load the
                                     fn, items)  (a bounded number         function (cached per
                                     of batches in flight)                 job), call each item
-                                  done futures (callback -> queue) <--- (values bytes, error
-                                  job.batch_done / batch_failed /        payloads, seconds)
-                                    batch_lost (KilledWorker)
+                                  done futures (callback -> queue) <--- BatchReply (values
+                                  job.batch_done / batch_failed /        bytes, error payloads,
+                                    batch_lost (KilledWorker)            seconds)
                                   "started" events  <----------------   (a timed batch logs
                                   deadlines: TaskTimeoutError, cancel     one as it starts)
-                                  cancelled jobs: cancel their futures
+                                  ended jobs: cancel their futures
                                   scheduler gone: ClusterError for all
+
+The lifecycle is the base class's (:mod:`pathos._backend`): ``notify()`` starts the
+engine thread when none runs, and the engine exits when it has nothing to do, deciding
+so under the backend's lock, so new work either reaches it or starts a new one. The
+client outlives the engine thread: it is let go when the pool is terminated, or when it
+is closed and every call submitted before has ended (an ``imap`` begun before
+``close()`` still refills and finishes all its items).
 
 Items are batched by the job (adaptive chunks), so one Dask task carries many items.
 Dask reschedules the tasks of a worker that dies; a task that keeps killing its
 workers comes back as ``KilledWorker`` and fails as :class:`WorkerCrashedError`.
 A result lost with its worker before we fetched it, or a task the cluster dropped (its
-scattered input lost), is sent again: the pool breaks only when the scheduler is gone.
-A timed batch's clock starts when the worker says it started running it (a Dask event),
-so waiting for a worker, transfers and a fresh worker's imports do not count. Dask
-cannot stop a running task: a batch past its ``timeout=`` fails at once with
+scattered input lost), is sent again: the pool breaks only when the scheduler is gone,
+and then every later call says so (``closed_error()`` names the lost scheduler).
+A timed batch's clock starts when the worker says it started running it (a Dask
+event), so waiting for a worker, transfers and a fresh worker's imports do not count.
+Dask cannot stop a running task: a batch past its ``timeout=`` fails at once with
 :class:`TaskTimeoutError` and its future is cancelled, but its worker thread runs on
 until the function returns.
 
@@ -37,50 +45,29 @@ processes started as fresh interpreters (``SubprocessWorker``), so a script with
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 import uuid
-import warnings
 from typing import Any
 
 from .. import _registry
-from .._backend import CLOSE, RUN, TERMINATE, Backend, JobQueue, closed_error
+from .._backend import CLOSE, RUN, TERMINATE, Backend
 from .._errors import ClusterError, PathosError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from .._job import Batch, Job
-from .._serialize import dumps, loads
-from .process import rebuild_error
+from .._serialize import dumps
+from .._workers._protocol import NOT_STARTED, BatchReply, items_label, load_values, rebuild_error, timeout_error
+from ._dask_cluster import RPC_SECONDS, close_quietly, connect, import_distributed, scheduler_address
 
 __all__ = ["DaskBackend", "import_distributed", "scheduler_address"]
 
-CONNECT_SECONDS = 3.0  # a scheduler that does not answer within this is unreachable
 PER_THREAD = 3  # batches in flight per worker thread: one running, two waiting
 INLINE_BYTES = 64 * 1024  # larger functions or arguments are scattered, not inlined
 HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work runs
-RPC_SECONDS = 10.0  # bound on one round trip to the scheduler or a worker
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
-INSTALL_HINT = 'ParallelPool runs on Dask distributed, which is not installed: pip install "pathos[dask]"'
-
-
-def import_distributed() -> Any:
-    """The ``distributed`` module, or an ``ImportError`` that says how to install it."""
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return distributed
-
-
-def scheduler_address(server: str) -> str:
-    """A Dask address from ``"tcp://host:port"``, pathos's ``"host:port"`` or ``"host"``."""
-    if "://" in server:
-        return server
-    host, sep, port = server.rpartition(":")
-    if not sep:
-        host, port = server, "8786"
-    return f"tcp://{host}:{port}"
+FETCH_TRIES = 3  # a finished batch whose result cannot be fetched this many times fails
+SCATTER_SECONDS = 60.0  # bound on sending one large function or argument list to the cluster
 
 
 class _Task:
@@ -124,21 +111,25 @@ class DaskBackend(Backend):
         import_distributed()
         self._servers = tuple(s for s in servers if s not in ("*", "autodetect"))
         self._strict = strict
-        self._queue = JobQueue()
-        self._lock = threading.Lock()
+        self._token = uuid.uuid4().hex
+        self._thread: threading.Thread | None = None
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()  # futures, _Started; None wakes
+        self._connecting = threading.Lock()  # one connection attempt at a time (never under _lock)
+        # Under self._lock: the cluster (set by _connect, let go by _let_go), and the
+        # calls submitted and not ended yet (a closed pool keeps its cluster for them).
         self._client: Any = None
         self._cluster: Any = None  # our local cluster, if we started one
         self._address: str | None = None
-        self._thread: threading.Thread | None = None
+        self._calls: set[Job] = set()
+        # The engine thread's own:
         self._running: dict[str, _Task] = {}
         self._held: Batch | None = None  # a timed batch waiting for a free worker thread
         self._functions: dict[int, tuple[Job, Any]] = {}  # job key -> (job, bytes or future)
-        self._token = uuid.uuid4().hex
         self._threads = 0  # worker threads in the cluster, as last counted
         self._checked = 0.0
         self._no_workers_since: float | None = None
-        self._broken: ClusterError | None = None
+        self._lost_reason: ClusterError | None = None
+        self._unfetched_tries: dict[tuple[int, int], int] = {}  # (job key, batch start) -> failed fetches
         self._stats = {"tasks": 0, "items": 0, "crashes": 0, "timeouts": 0}
         _registry.register(self)
 
@@ -146,144 +137,136 @@ class DaskBackend(Backend):
     def submit(self, job: Job) -> None:
         if self.state == RUN:
             self._connect()
-        super().submit(job)
-
-    def notify(self, job: Job) -> None:
         with self._lock:
-            if self.state == TERMINATE or self._client is None:
-                job.cancel(self._broken_copy() or closed_error(self.state if self.state != RUN else CLOSE))
-                return
-            self._queue.add(job)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="pathos-dask", daemon=True)
-                self._thread.start()
-        self._events.put(None)
+            # Open before it is attached: an engine that finds a closed pool idle lets
+            # the cluster go only when no call submitted before close() is still open.
+            if self.state != RUN:
+                raise self.closed_error()
+            self._calls.add(job)
+        try:
+            super().submit(job)
+        except BaseException:
+            with self._lock:
+                self._calls.discard(job)
+            raise
+        job.add_done_callback(self._ended)
+
+    def _ended(self, job: Job) -> None:
+        """A call ended (any thread, no lock held): the last one of a closed pool lets
+        the cluster go, through the engine (started if none runs)."""
+        with self._lock:
+            self._calls.discard(job)
+            closing = self.state == CLOSE and not self._calls
+        if closing:
+            self.notify(job)
 
     def close(self) -> None:
-        with self._lock:
-            if self.state == RUN:
-                self.state = CLOSE
-            thread = self._thread
-        if thread is None:
-            self._shutdown()
-        self._events.put(None)
+        super().close()
+        with self._lock:  # no engine and no open call: nothing will use the cluster again
+            idle = self.state == CLOSE and not self._engine_running and not self._calls
+        if idle:
+            self._let_go()
 
-    def join(self, timeout: float | None = None) -> None:
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def terminate(self) -> None:
+    # -- the lifecycle contract (see pathos._backend) -----------------------------------
+    def _start_engine(self) -> None:
         with self._lock:
             if self.state == TERMINATE:
+                self._engine_may_exit_locked(force=True)
                 return
-            self.state = TERMINATE
-            thread = self._thread
-        self._events.put(None)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(RPC_SECONDS)
-        if thread is None or not thread.is_alive():
-            self._queue.cancel_all(closed_error(TERMINATE))
-            self._shutdown()
+        self._thread = threading.Thread(target=self._run, name="pathos-dask", daemon=True)
+        self._thread.start()
 
-    def _broken_copy(self) -> ClusterError | None:
-        if self._broken is None:
-            return None
-        return ClusterError(str(self._broken), address=self._broken.address)
+    def _wake(self) -> None:
+        self._events.put(None)  # a queue, not a descriptor: safe at any time
+
+    def _stop_engine(self) -> None:
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._engine_exited.wait(RPC_SECONDS)
+        # Race: an engine that decided to exit while RUN (idle) does not let the cluster
+        # go; terminate() does, once it has exited. Letting go twice is harmless.
+        if self._engine_exited.is_set():
+            self._let_go()
 
     # -- connecting ---------------------------------------------------------------------
     def _connect(self) -> None:
         """Connect a client on first use: to a server, or to a local cluster we start."""
-        with self._lock:
-            broken = self._broken_copy()
-            if broken is not None:
-                raise broken
+        with self._connecting:
             if self._client is not None:
                 return
-            distributed = import_distributed()
-            client = self._connect_servers(distributed)
-            if client is None:
-                if self.nodes == 0:
-                    raise self._nowhere_error()
-                self._cluster = _start_local_cluster(distributed, self.nodes)
-                client = distributed.Client(self._cluster, set_as_default=False, timeout=CONNECT_SECONDS)
-            self._client = client
-            self._address = client.scheduler.address
+            client, local = connect(self._servers, self.nodes, strict=self._strict)
             client.subscribe_topic(self._topic, self._on_started)
+            with self._lock:
+                keep = self.state == RUN
+                if keep:
+                    self._client, self._cluster, self._address = client, local, client.scheduler.address
+        if not keep:  # closed or terminated while we connected: nothing will use it
+            close_quietly(client, local)
+            raise self.closed_error()
 
     @property
     def _topic(self) -> str:
         return f"pathos-started-{self._token}"
 
     def _on_started(self, event: tuple[float, Any]) -> None:
-        """Runs in the client's event loop: pass the "started" event to the manager."""
+        """Runs in the client's event loop: pass the "started" event to the engine."""
         self._events.put(_Started(str(event[1]), time.monotonic()))
 
-    def _connect_servers(self, distributed: Any) -> Any:
-        for i, server in enumerate(self._servers):
-            address = scheduler_address(server)
-            try:
-                return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
-                if self._strict:
-                    raise ClusterError(f"{message}; strict=True, so the call fails", address=address) from exc
-                last = i == len(self._servers) - 1
-                then = "trying the next server" if not last else "running on a local cluster instead"
-                if last and self.nodes == 0:
-                    then = "and no other server is left"
-                warnings.warn(f"ParallelPool: {message}; {then}", RuntimeWarning, stacklevel=6)
-        return None
-
-    def _nowhere_error(self) -> ClusterError:
-        if self._servers:
-            names = ", ".join(scheduler_address(s) for s in self._servers)
-            return ClusterError(
-                f"no Dask scheduler could be reached ({names}) and nodes=0 allows no local cluster; "
-                "start one with `dask scheduler` and `dask worker`, or pass nodes=N"
-            )
-        return ClusterError("ParallelPool(nodes=0) without servers= has nowhere to run; pass servers= or nodes=N")
-
-    def _shutdown(self) -> None:
+    def _let_go(self) -> None:
         """Close the client and stop the local cluster, if any (bounded in time)."""
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
-            self._functions.clear()
-        for thing in (client, cluster):
-            if thing is None:
-                continue
-            try:
-                thing.close(timeout=RPC_SECONDS)
-            except Exception:  # already closed (e.g. by distributed's own exit hook)
-                pass
+        self._functions.clear()
+        close_quietly(client, cluster)
 
-    # -- the manager thread -------------------------------------------------------------
+    # -- the engine thread --------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while self._step():
-                pass
+            self._loop()
         except BaseException as exc:  # a bug here must fail the calls, never hang them
-            error = PathosError(f"the Dask pool's manager thread failed: {type(exc).__name__}: {exc}")
+            error = PathosError(f"the Dask pool's engine thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            self._fail_all(error)
-        finally:
-            if self.state == TERMINATE:
-                self._fail_all(closed_error(TERMINATE))
-            if self.state != RUN or self._broken is not None:
-                self._shutdown()
+            try:
+                self._end_with(error)
+            finally:
+                with self._lock:  # whatever happened, join() returns
+                    self._engine_may_exit_locked(force=True)
 
-    def _step(self) -> bool:
-        """One turn of the loop; False when the backend is finished."""
-        if self.state == TERMINATE:
-            return False
+    def _loop(self) -> None:
+        while True:
+            if self.state == TERMINATE:
+                self._fail_all(self.closed_error())
+                self._let_go()
+                self._engine_may_exit()  # always True under TERMINATE
+                return
+            self._step()
+            if self._lost_reason is not None:
+                self._end_with(self._lost_reason)
+                return
+            if self._running or self._held is not None or self._queue:
+                continue
+            # Idle. Clean up first, then decide under the lock (the base's handshake).
+            self._forget_finished()
+            with self._lock:
+                finished = self.state == CLOSE and not self._calls  # no call can bring work again
+            if finished:
+                self._let_go()
+            if self._engine_may_exit():
+                return
+
+    def _end_with(self, error: BaseException) -> None:
+        """The pool dies of ``error``: every unfinished call fails with it, later calls say it."""
+        self._fail_all(error)
+        self._break(error)  # terminated, before the slow close below: no call reconnects meanwhile
+        self._let_go()
+        with self._lock:
+            self._engine_may_exit_locked(force=True)
+
+    def _step(self) -> None:
         self._fill()
         self._wait_events(self._poll_timeout())
         self._sweep()
-        if self._broken is not None:
-            self._fail_all(self._broken)
-            return False
-        return not (self.state == CLOSE and not self._running and self._held is None and not self._queue)
 
     def _poll_timeout(self) -> float:
         timeout = HEALTH_SECONDS
@@ -336,42 +319,69 @@ class DaskBackend(Backend):
 
     def _send(self, batch: Batch) -> None:
         job = batch.job
+        client = self._client
+        if client is None:  # let go: only an ended call can get here, but never hang one
+            self._fail(job, self.closed_error())
+            job.batch_failed(batch, self.closed_error())
+            return
         job.nodes = max(job.nodes, self._threads)  # chunk sizes balance over the whole cluster
-        fn = self._function(job, batch)
+        fn = self._function(client, batch)
         if fn is None:
             return
         try:
-            items: Any = dumps(batch.items, what=f"arguments of {_items(batch)}")
+            items: Any = dumps(batch.items, what=f"arguments of {items_label(batch)}")
         except SerializationError as exc:
-            _fail_whole(batch, exc)
+            _split_or_fail(batch, exc)
             return
         from .._workers._dask import run_batch
 
-        client = self._client
-        if len(items) > INLINE_BYTES:
-            items = client.scatter(items, hash=False)
         key = f"pathos-{uuid.uuid4().hex}"
         started = None if job.timeout is None else (self._topic, key)
-        future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, started, key=key)
+        try:
+            if len(items) > INLINE_BYTES:
+                items = client.scatter(items, hash=False, timeout=SCATTER_SECONDS)
+            future = client.submit(run_batch, f"{self._token}-{job.key}", fn, items, started, key=key)
+        except Exception as exc:
+            self._not_sent(batch, f"the arguments of {items_label(batch)}", exc)
+            return
         deadline = None if job.timeout is None else time.monotonic() + job.timeout + START_SECONDS
         self._running[future.key] = _Task(batch, future, deadline)
         future.add_done_callback(self._events.put)
 
-    def _function(self, job: Job, batch: Batch) -> Any:
+    def _function(self, client: Any, batch: Batch) -> Any:
         """The job's function as bytes (or a scattered future), made once a job."""
+        job = batch.job
         entry = self._functions.get(job.key)
         if entry is not None:
             return entry[1]
         try:
             data: Any = dumps((job.fn, job.kwargs, job.star), what="function")
         except SerializationError as exc:
-            job.cancel(exc)
+            job.fail(exc)  # every verb raises it (imap and uimap too)
             job.batch_failed(batch, exc)
             return None
         if len(data) > INLINE_BYTES:
-            data = self._client.scatter(data, hash=False, broadcast=True)
+            try:
+                data = client.scatter(data, hash=False, broadcast=True, timeout=SCATTER_SECONDS)
+            except Exception as exc:
+                self._not_sent(batch, "the function", exc)
+                return None
         self._functions[job.key] = (job, data)
         return data
+
+    def _not_sent(self, batch: Batch, what: str, exc: Exception) -> None:
+        """Sending ``batch`` failed: the scheduler is gone (the pool breaks, the batch
+        waits), or the cluster refused it (its items fail with the reason)."""
+        client = self._client
+        if client is None or client.status not in ("running", "newly-created"):
+            self._lost(f"it did not take {what} ({type(exc).__name__}: {exc})")
+            batch.job.batch_unstarted(batch)
+            return
+        error = ClusterError(
+            f"the Dask cluster did not take {what} ({type(exc).__name__}: {exc})", address=self._address
+        )
+        error.__cause__ = exc
+        _split_or_fail(batch, error)
 
     # -- receiving ----------------------------------------------------------------------
     def _settle(self, task: _Task) -> None:
@@ -381,15 +391,34 @@ class DaskBackend(Backend):
             try:
                 reply = future.result(timeout=RPC_SECONDS)
             except Exception as exc:
-                if future.status == "finished":  # the result is there, but we cannot get it
-                    self._lost(f"the result of {_items(batch)} could not be fetched ({type(exc).__name__}: {exc})")
-                self._again(batch)  # else it was lost with its worker while we asked
+                self._unfetched(batch, exc)
                 return
-            self._done(batch, *reply)
+            self._unfetched_tries.pop((batch.job.key, batch.start), None)
+            self._done(batch, BatchReply(*reply))
         elif status == "error":
             self._errored(batch, future)
         else:  # "lost": its result died with its worker; "cancelled" (not by us): dropped
             self._again(batch)
+
+    def _unfetched(self, batch: Batch, exc: Exception) -> None:
+        """A finished batch's result could not be fetched: it died with its worker (Dask
+        reschedules it while the client still calls it finished; we send it again), or
+        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures in a
+        row its items fail: the pool stays up."""
+        key = (batch.job.key, batch.start)
+        tries = self._unfetched_tries.get(key, 0) + 1
+        if tries < FETCH_TRIES:
+            self._unfetched_tries[key] = tries
+            self._again(batch)
+            return
+        del self._unfetched_tries[key]
+        error = ClusterError(
+            f"the result of {items_label(batch)} could not be fetched from the Dask cluster "
+            f"{FETCH_TRIES} times (last: {type(exc).__name__}: {exc})",
+            address=self._address,
+        )
+        error.__cause__ = exc
+        batch.job.batch_failed(batch, error)
 
     def _again(self, batch: Batch) -> None:
         """Send ``batch`` again (its future is dropped); a dead scheduler breaks the pool."""
@@ -401,18 +430,20 @@ class DaskBackend(Backend):
             del self._functions[batch.job.key]  # a scattered function may be lost too: scatter again
         batch.job.batch_unstarted(batch)
 
-    def _done(self, batch: Batch, values: bytes, errors: list[Any], seconds: float) -> None:
+    def _done(self, batch: Batch, reply: BatchReply) -> None:
         self._stats["tasks"] += 1
         self._stats["items"] += len(batch.items)
         try:
-            results = loads(values)
+            results = load_values(reply.values)
         except Exception as exc:
-            _fail_whole(batch, SerializationError(f"cannot deserialize the result of {_items(batch)}: {exc}"))
+            error = SerializationError(f"cannot deserialize the result of {items_label(batch)}: {exc}")
+            _split_or_fail(batch, error)
             return
-        if errors and errors[0][0] == -1:  # the batch could not even start
-            _fail_whole(batch, rebuild_error(errors[0][1]))
+        errors = reply.errors
+        if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
+            _split_or_fail(batch, rebuild_error(errors[0][1]))
         else:
-            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds)
+            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, reply.seconds)
 
     def _errored(self, batch: Batch, future: Any) -> None:
         from distributed.scheduler import KilledWorker
@@ -424,39 +455,51 @@ class DaskBackend(Backend):
         if isinstance(exc, KilledWorker):
             self._stats["crashes"] += 1
             error: PathosError = WorkerCrashedError(
-                f"Dask workers kept dying while running {_items(batch)} ({exc}); "
+                f"Dask workers kept dying while running {items_label(batch)} ({exc}); "
                 "Dask already retried it on other workers",
                 task=batch.start,
             )
             batch.job.batch_lost(batch, error)
             return
-        error = ClusterError(f"Dask could not run {_items(batch)}: {type(exc).__name__}: {exc}", address=self._address)
+        error = ClusterError(
+            f"Dask could not run {items_label(batch)}: {type(exc).__name__}: {exc}", address=self._address
+        )
         error.__cause__ = exc
         batch.job.batch_failed(batch, error)
 
-    # -- time, cancellation and health ---------------------------------------------------
+    # -- time, ended calls and health ----------------------------------------------------
     def _sweep(self) -> None:
         now = time.monotonic()
         cancel = []
         for key, task in list(self._running.items()):
             job = task.batch.job
-            if job.cancelled:
+            if job.done_or_failed():  # cancelled, or failed fast: its other batches are not wanted
                 cancel.append(self._running.pop(key))
-                job.batch_failed(task.batch, closed_error(CLOSE))
+                job.batch_failed(task.batch, self.closed_error())  # ended: only counted
             elif task.deadline is not None and now >= task.deadline:
                 cancel.append(self._running.pop(key))
                 self._stats["timeouts"] += 1
                 job.batch_failed(task.batch, _timeout_error(task.batch, task.started))
         if cancel:
-            self._client.cancel([t.future for t in cancel], force=True)
-        self._forget_finished()
+            self._cancel([t.future for t in cancel])
         if now - self._checked >= HEALTH_SECONDS and (self._running or self._threads == 0):
             self._check_health(now)
+
+    def _cancel(self, futures: list[Any]) -> None:
+        client = self._client
+        if not futures or client is None or self._lost_reason is not None:
+            return
+        try:
+            client.cancel(futures, force=True)
+        except Exception:  # the scheduler is going: _check_health will tell
+            pass
 
     def _check_health(self, now: float) -> None:
         """Count the worker threads; notice a lost scheduler or a cluster with no workers."""
         self._checked = now
         client = self._client
+        if client is None:
+            return
         if client.status not in ("running", "newly-created"):
             self._lost(f"the client's connection is {client.status}")
             return
@@ -471,38 +514,37 @@ class DaskBackend(Backend):
         elif self._no_workers_since is None:
             self._no_workers_since = now
         elif now - self._no_workers_since > NO_WORKERS_SECONDS:
-            self._broken = ClusterError(
+            self._lost_reason = ClusterError(
                 f"the Dask cluster at {self._address} has had no workers for {NO_WORKERS_SECONDS:g} s; "
-                "start some with `dask worker`",
+                "start some with `dask worker`, then call clear() or restart() on the pool",
                 address=self._address,
             )
 
     def _lost(self, why: str) -> None:
-        if self._broken is None:
-            self._broken = ClusterError(
+        if self._lost_reason is None:
+            self._lost_reason = ClusterError(
                 f"lost the Dask scheduler at {self._address}: {why}; "
                 "call clear() or restart() on the pool to connect again",
                 address=self._address,
             )
 
     def _fail_all(self, error: BaseException) -> None:
-        """Cancel every unfinished call with ``error`` and drop its futures."""
+        """End every unfinished call with ``error`` (a completed one keeps its results)
+        and cancel its futures on the cluster."""
         tasks = list(self._running.values())
         self._running.clear()
+        batches = [t.batch for t in tasks]
         if self._held is not None:
-            tasks.append(_Task(self._held, None, None))
+            batches.append(self._held)
             self._held = None
-        for task in tasks:
-            task.batch.job.cancel(error)
+        for batch in batches:
+            self._fail(batch.job, error)
+            batch.job.batch_failed(batch, error)  # the job has ended: only counted
         self._queue.cancel_all(error)
-        futures = [t.future for t in tasks if t.future is not None]
-        if futures and self._client is not None and self._broken is None:
-            try:
-                self._client.cancel(futures, force=True)
-            except Exception:
-                pass
+        self._cancel([t.future for t in tasks])
 
     def _forget_finished(self) -> None:
+        self._unfetched_tries.clear()  # idle: no batch is in flight or waiting to be sent again
         done = [key for key, (job, _) in self._functions.items() if job.in_flight == 0 and job.done_or_failed()]
         for key in done:
             del self._functions[key]
@@ -546,27 +588,7 @@ class DaskBackend(Backend):
         return "\n".join(lines) + "\n"
 
 
-def _start_local_cluster(distributed: Any, nodes: int) -> Any:
-    """A scheduler in this process and ``nodes`` single-threaded worker processes."""
-    from distributed.deploy.subprocess import SubprocessWorker
-
-    quiet = logging.ERROR
-    worker_kwargs = {"nthreads": 1, "host": "127.0.0.1", "silence_logs": quiet, "death_timeout": 30}
-    worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny", "worker_kwargs": worker_kwargs}}
-    scheduler = {
-        "cls": distributed.Scheduler,
-        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"},
-    }
-    return distributed.SpecCluster(
-        workers=dict.fromkeys(range(nodes), worker),
-        scheduler=scheduler,
-        worker=worker,
-        silence_logs=quiet,
-        name="pathos",
-    )
-
-
-def _fail_whole(batch: Batch, error: BaseException) -> None:
+def _split_or_fail(batch: Batch, error: BaseException) -> None:
     """A batch failed as a whole: split it so only the culprit item fails."""
     if len(batch.items) > 1:
         batch.job.batch_lost(batch, error)
@@ -576,19 +598,13 @@ def _fail_whole(batch: Batch, error: BaseException) -> None:
 
 def _timeout_error(batch: Batch, started: bool) -> TaskTimeoutError:
     timeout = float(batch.job.timeout or 0.0)  # set: only timed batches have deadlines
-    if not started:
-        message = (
-            f"{_items(batch)} did not start within {timeout + START_SECONDS:g} s (its timeout of {timeout:g} s "
-            f"plus {START_SECONDS:g} s to reach a worker); the cluster's workers are busy or gone"
-        )
-    else:
-        message = (
-            f"{_items(batch)} ran longer than the timeout of {timeout:g} s; Dask cannot stop a running "
-            "task, so its worker thread runs on until the function returns"
-        )
-    return TaskTimeoutError(message, task=batch.start, timeout=timeout)
-
-
-def _items(batch: Batch) -> str:
-    last = batch.start + len(batch.items) - 1
-    return f"item {batch.start}" if last == batch.start else f"items {batch.start}..{last}"
+    if started:
+        rest = f" (with the rest of its chunk, {items_label(batch)})" if len(batch.items) > 1 else ""
+        consequence = f"Dask cannot stop a running task, so its worker thread runs on until the function returns{rest}"
+        return timeout_error(batch.start, timeout, consequence)
+    return TaskTimeoutError(
+        f"{items_label(batch)} did not start within {timeout + START_SECONDS:g} s (its timeout of {timeout:g} s "
+        f"plus {START_SECONDS:g} s to reach a worker); the cluster's workers are busy or gone",
+        task=batch.start,
+        timeout=timeout,
+    )

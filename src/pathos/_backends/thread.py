@@ -86,7 +86,8 @@ class ThreadBackend(Backend):
             # _engine_running is False and the next notify() starts a new one.
             if self.state == TERMINATE or not self._engine_running:
                 return
-            self._top_up()
+            if self._queue:  # threads that left during close() come back for new work
+                self._top_up()
             self._cond.notify_all()
 
     def _stop_engine(self) -> None:
@@ -115,29 +116,43 @@ class ThreadBackend(Backend):
                 self._runs[thread] = inherited
                 inherited = None
             self._threads.add(thread)
-            thread.start()
+            try:
+                thread.start()
+            except BaseException:  # e.g. "can't start new thread": leave no phantom member behind
+                self._threads.discard(thread)
+                self._runs.pop(thread, None)
+                raise
 
     # -- a pool thread ----------------------------------------------------------------------
     def _work(self, inherited: _Run | None) -> None:
         me = threading.current_thread()
+        held: Batch | None = inherited.batch if inherited is not None else None  # taken, not yet reported
         try:
             init_error = self._initialize()
             if inherited is not None and not self._carry_on(me, inherited, init_error):
                 return
+            held = None
             while (batch := self._next_batch(me)) is not None:
+                held = batch
                 if init_error is not None:
                     batch.job.batch_failed(batch, init_error)
                 elif not self._run(me, batch):
                     return  # abandoned (timeout, terminate): another thread took this one's place
+                held = None
         except BaseException as exc:  # a bug here must fail the calls, never hang them
             error = PathosError(f"a pool thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             with self._lock:
                 self._threads.discard(me)
-                self._runs.pop(me, None)
+                run = self._runs.pop(me, None)
                 if not self._threads and self._engine_running:
                     self._engine_may_exit_locked(force=True)  # _break() terminates: no work is left behind
             self._break(error)
+            # Race: another thread may have dropped this batch's job from the queue (it
+            # had no batch left), so terminate() did not see it: fail it here.
+            lost = run.batch if run is not None else held
+            if lost is not None:
+                self._fail(lost.job, self.closed_error())
 
     def _next_batch(self, me: threading.Thread) -> Batch | None:
         """The next batch to run, waiting for one; None when this thread must exit."""
@@ -202,7 +217,7 @@ class ThreadBackend(Backend):
                 if run.owner is not me:
                     return False
                 offset = run.next
-                if offset >= len(batch.items):
+                if offset >= len(batch.items) or batch.job.done_or_failed():  # ended: the rest is not wanted
                     del self._runs[me]
                     break
                 run.deadline = time.monotonic() + timeout
@@ -223,7 +238,9 @@ class ThreadBackend(Backend):
                 if error is not None:
                     run.errors[offset] = error
                 run.next = offset + 1
-        seconds = None if run.timed_out else time.perf_counter() - run.started
+        complete = len(run.values) == len(batch.items)
+        seconds = time.perf_counter() - run.started if complete and not run.timed_out else None
+        run.values.extend([None] * (len(batch.items) - len(run.values)))  # the job ended early
         batch.job.batch_done(batch, run.values, run.errors, seconds)
         return True
 
@@ -238,25 +255,38 @@ class ThreadBackend(Backend):
 
     def _watchdog(self) -> None:
         """Time out items past their deadline; exits (under the lock) when nothing is timed."""
-        with self._lock:
-            while True:
-                timed = [run for run in self._runs.values() if run.deadline is not None]
-                if not timed or self.state == TERMINATE:
-                    self._watching = False
-                    return
-                now = time.monotonic()
-                for run in timed:
-                    assert run.deadline is not None
-                    if run.deadline <= now:
-                        self._time_out(run)
-                soonest = min((r.deadline for r in self._runs.values() if r.deadline is not None), default=now)
-                self._watch_cond.wait(max(0.001, soonest - now))
+        try:
+            with self._lock:
+                while True:
+                    timed = [run for run in self._runs.values() if run.deadline is not None]
+                    if not timed or self.state == TERMINATE:
+                        self._watching = False
+                        return
+                    now = time.monotonic()
+                    for run in timed:
+                        assert run.deadline is not None
+                        if run.deadline <= now:
+                            self._time_out(run)
+                    soonest = min((r.deadline for r in self._runs.values() if r.deadline is not None), default=now)
+                    self._watch_cond.wait(max(0.001, soonest - now))
+        except BaseException as exc:  # e.g. no replacement thread could start: fail, never hang
+            error = PathosError(f"the pool's timeout watchdog failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            with self._lock:
+                self._watching = False
+            self._break(error)  # fails the jobs of every run, the timed-out one included
 
     def _time_out(self, run: _Run) -> None:
         """The running item of ``run`` is past its deadline (lock held): record its
         timeout and give the rest of the batch to a new thread."""
         stuck = run.owner
         assert stuck is not None
+        try:
+            self._top_up(inherited=run)  # first: if no thread can start, nothing has changed
+        except BaseException:
+            run.owner = stuck
+            self._runs[stuck] = run
+            raise
         offset = run.next
         run.values.append(None)
         run.errors[offset] = timeout_error(run.batch, offset)
@@ -265,4 +295,3 @@ class ThreadBackend(Backend):
         run.timed_out = True
         del self._runs[stuck]
         self._threads.discard(stuck)
-        self._top_up(inherited=run)

@@ -4,8 +4,10 @@ Dask ships :func:`run_batch` by reference (this module must be importable on the
 workers, so pathos is installed there) and its arguments as plain bytes made by
 :mod:`pathos._serialize`, so lambdas, closures and ``__main__`` classes work as on every
 other pool. The function is loaded once per job in each worker process and cached under
-the job's token; the results go back as bytes, with one error payload per failed item
-(the process engine's format, rebuilt in the caller by the same code).
+the job's token. The batch runs through the body the process workers use too
+(:func:`pathos._workers._protocol.run_loaded`), and its reply is a
+:class:`~pathos._workers._protocol.BatchReply`: the values as bytes, one error payload
+per failed item, and the seconds it took.
 
 For a job with a timeout the batch tells the caller when it starts running (a Dask
 event on the pool's topic, naming the task's key), so the caller's clock measures the
@@ -15,29 +17,28 @@ run, not the wait for a worker, the transfer or the first imports in a fresh wor
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from typing import Any, Callable, cast
 
-from .._job import call_items
-from .._serialize import dumps, loads
-from ._main import _dump_values, error_payload
+from .._serialize import loads
+from ._protocol import BatchReply, not_started, run_loaded
 
 __all__ = ["run_batch"]
 
 _CACHE_SIZE = 32  # functions of recent jobs kept loaded in each worker process
 
-_functions: OrderedDict[str, tuple[Callable[..., Any], dict[str, Any], bool]] = OrderedDict()
+_Function = tuple[Callable[..., Any], dict[str, Any], bool]
+_functions: OrderedDict[str, _Function] = OrderedDict()
 _lock = threading.Lock()  # a Dask worker may run several tasks at once, in threads
 
 
-def _function(token: str, fn_bytes: bytes) -> tuple[Callable[..., Any], dict[str, Any], bool]:
+def _function(token: str, fn_bytes: bytes) -> _Function:
     with _lock:
         entry = _functions.get(token)
         if entry is not None:
             _functions.move_to_end(token)
             return entry
-    entry = cast("tuple[Callable[..., Any], dict[str, Any], bool]", loads(fn_bytes))
+    entry = cast("_Function", loads(fn_bytes))
     with _lock:
         _functions[token] = entry
         while len(_functions) > _CACHE_SIZE:
@@ -45,10 +46,8 @@ def _function(token: str, fn_bytes: bytes) -> tuple[Callable[..., Any], dict[str
     return entry
 
 
-def run_batch(
-    token: str, fn_bytes: bytes, items_bytes: bytes, started: tuple[str, str] | None = None
-) -> tuple[bytes, list[tuple[int, Any]], float]:
-    """Run one batch: ``(values_bytes, [(offset, error_payload)], seconds)``.
+def run_batch(token: str, fn_bytes: bytes, items_bytes: bytes, started: tuple[str, str] | None = None) -> BatchReply:
+    """Run one batch and say what it produced.
 
     Args:
         token: names the job's function in this process's cache.
@@ -57,21 +56,17 @@ def run_batch(
         started: ``(topic, key)``: log an event ``key`` on ``topic`` once the function
             and the arguments are loaded and the first call is about to run.
 
-    An offset of -1 means the batch could not start (the function or the arguments
-    would not load here); its payload is that error.
+    A batch that could not start (the function or the arguments would not load here)
+    replies with one error at offset :data:`~pathos._workers._protocol.NOT_STARTED`.
     """
     try:
         fn, kwargs, star = _function(token, fn_bytes)
         items = loads(items_bytes)
     except Exception as exc:
-        return dumps(None), [(-1, error_payload(exc))], 0.0
+        return not_started(exc)
     if started is not None:
         _say_started(*started)
-    start = time.perf_counter()
-    values, raised = call_items(fn, items, star, kwargs)
-    seconds = time.perf_counter() - start
-    errors = [(offset, error_payload(exc)) for offset, exc in raised.items()]
-    return _dump_values(values, errors, None), errors, seconds
+    return run_loaded(fn, kwargs, star, items)
 
 
 def _say_started(topic: str, key: str) -> None:
