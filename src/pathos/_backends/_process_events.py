@@ -14,7 +14,6 @@ thread. What a dead worker's batches become is decided from its progress slot
 from __future__ import annotations
 
 import os
-import pickle
 import selectors
 import sys
 import time
@@ -41,6 +40,8 @@ from .._workers._protocol import (
     Partial,
     Ready,
     Stop,
+    decode,
+    encode,
     expect_batch,
     items_label,
     load_values,
@@ -93,7 +94,7 @@ class Events(Backend):
     def _send_stop(self, worker: WorkerProcess) -> None:
         worker.stopping = True
         worker.stop_deadline = time.monotonic() + STOP_SECONDS
-        self._write(worker, pickle.dumps(Stop()))
+        self._write(worker, encode(Stop()))
 
     def _discard_files(self, worker: WorkerProcess) -> None:
         """Unlink the result files a dead worker wrote that nobody will read."""
@@ -156,7 +157,7 @@ class Events(Backend):
                 if messages is None:
                     return  # nothing more to read now
                 for message in messages:
-                    self._on_message(worker, pickle.loads(message))
+                    self._on_message(worker, decode(message))
                 if not drain:
                     return
         except (EOFError, OSError):

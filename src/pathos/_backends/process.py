@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import pickle
 import selectors
 import threading
 import time
@@ -48,7 +47,7 @@ from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
 from .._serialize import dumps
 from .._workers._process import WorkerProcess
-from .._workers._protocol import Run, items_label, rebuild_error
+from .._workers._protocol import Run, encode, items_label, rebuild_error
 from ._process_events import LIVENESS_SECONDS, Events
 
 __all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers._protocol
@@ -386,7 +385,7 @@ class ProcessBackend(Events):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)), 5)
+        message = encode(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)))
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
