@@ -443,7 +443,8 @@ class DaskBackend(Backend):
         if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
             _split_or_fail(batch, rebuild_error(errors[0][1]))
         else:
-            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, reply.seconds)
+            errors_at = {i: rebuild_error(p) for i, p in errors}
+            batch.job.batch_done(batch, results, errors_at, reply.seconds, nbytes=len(reply.values))
 
     def _errored(self, batch: Batch, future: Any) -> None:
         from distributed.scheduler import KilledWorker
