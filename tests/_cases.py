@@ -208,3 +208,11 @@ def big_array_after(seconds: float) -> Any:
 
     time.sleep(seconds)
     return np.ones(8 << 20)
+
+
+def slow_to_exit(x: int) -> int:
+    """Leave a non-daemon thread behind: the worker takes a second to exit when stopped."""
+    import threading
+
+    threading.Thread(target=time.sleep, args=(1.0,), daemon=False).start()
+    return x

@@ -71,6 +71,23 @@ def test_big_function_to_a_busy_worker_returning_a_big_result() -> None:
         pool.clear()
 
 
+# -- item 3: close() while an imap still reads its input -------------------------------
+def test_imap_begun_before_close_finishes_while_workers_are_slow_to_exit() -> None:
+    pool = make_pool("process")
+    try:
+        it = pool.imap(_cases.slow_to_exit, (i for i in range(40)))
+        pool.close()
+        got = []
+        for _ in range(40):
+            got.append(it.next(TIMEOUT))
+            time.sleep(0.05)  # a slow consumer: the engine goes idle between refills
+        assert got == list(range(40))
+        pool.join()
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
 # -- item 7: workers that die while starting --------------------------------------------
 def test_initializer_that_exits_fails_promptly() -> None:
     pool = make_pool("process", initializer=_cases.exit_at_start)

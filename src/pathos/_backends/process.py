@@ -62,6 +62,7 @@ CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this send finished results ahe
 FLUSH_SECONDS = 0.001  # ... at most this often
 EAGER_ITEMS = 32  # an unmeasured batch of at most this many items sends each result ahead
 STOP_TERMINATE_SECONDS = 5.0  # terminate() waits this long at most for the manager
+KILL_WAIT_SECONDS = 2.0  # killed workers are waited for this long at most, all together
 
 
 class ProcessBackend(Events):
@@ -280,8 +281,9 @@ class ProcessBackend(Events):
         job keeps its results); their shared-memory files go at once."""
         for worker in self._workers:
             worker.kill()
+        deadline = time.monotonic() + KILL_WAIT_SECONDS  # one bound for all: terminate() never hangs
         for worker in list(self._workers):
-            worker.reap()
+            worker.reap(max(0.0, deadline - time.monotonic()))
             for _, batch in worker.outstanding:
                 self._release(batch)
                 self._fail(batch.job, error)

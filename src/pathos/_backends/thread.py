@@ -116,7 +116,12 @@ class ThreadBackend(Backend):
                 self._runs[thread] = inherited
                 inherited = None
             self._threads.add(thread)
-            thread.start()
+            try:
+                thread.start()
+            except BaseException:  # e.g. "can't start new thread": leave no phantom member behind
+                self._threads.discard(thread)
+                self._runs.pop(thread, None)
+                raise
 
     # -- a pool thread ----------------------------------------------------------------------
     def _work(self, inherited: _Run | None) -> None:
@@ -250,25 +255,38 @@ class ThreadBackend(Backend):
 
     def _watchdog(self) -> None:
         """Time out items past their deadline; exits (under the lock) when nothing is timed."""
-        with self._lock:
-            while True:
-                timed = [run for run in self._runs.values() if run.deadline is not None]
-                if not timed or self.state == TERMINATE:
-                    self._watching = False
-                    return
-                now = time.monotonic()
-                for run in timed:
-                    assert run.deadline is not None
-                    if run.deadline <= now:
-                        self._time_out(run)
-                soonest = min((r.deadline for r in self._runs.values() if r.deadline is not None), default=now)
-                self._watch_cond.wait(max(0.001, soonest - now))
+        try:
+            with self._lock:
+                while True:
+                    timed = [run for run in self._runs.values() if run.deadline is not None]
+                    if not timed or self.state == TERMINATE:
+                        self._watching = False
+                        return
+                    now = time.monotonic()
+                    for run in timed:
+                        assert run.deadline is not None
+                        if run.deadline <= now:
+                            self._time_out(run)
+                    soonest = min((r.deadline for r in self._runs.values() if r.deadline is not None), default=now)
+                    self._watch_cond.wait(max(0.001, soonest - now))
+        except BaseException as exc:  # e.g. no replacement thread could start: fail, never hang
+            error = PathosError(f"the pool's timeout watchdog failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            with self._lock:
+                self._watching = False
+            self._break(error)  # fails the jobs of every run, the timed-out one included
 
     def _time_out(self, run: _Run) -> None:
         """The running item of ``run`` is past its deadline (lock held): record its
         timeout and give the rest of the batch to a new thread."""
         stuck = run.owner
         assert stuck is not None
+        try:
+            self._top_up(inherited=run)  # first: if no thread can start, nothing has changed
+        except BaseException:
+            run.owner = stuck
+            self._runs[stuck] = run
+            raise
         offset = run.next
         run.values.append(None)
         run.errors[offset] = timeout_error(run.batch, offset)
@@ -277,4 +295,3 @@ class ThreadBackend(Backend):
         run.timed_out = True
         del self._runs[stuck]
         self._threads.discard(stuck)
-        self._top_up(inherited=run)
