@@ -44,7 +44,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from pathos import PoolClosedError, TaskTimeoutError, WorkerCrashedError
 from pathos.pools import ParallelPool, ProcessPool, SerialPool, ThreadPool
 
-from . import _cases
+from . import _cases, _chaos_cases
 
 BOUND = 30.0  # seconds any one call may take; more is a hang
 FORK_BOUND = 15.0  # seconds a forked child's pools may take
@@ -227,7 +227,7 @@ class Call:
     def value(self, i: int) -> Any:
         action = self.plan[i]
         if action == "big":
-            return bytes([i % 256]) * _cases.CHAOS_BIG
+            return bytes([i % 256]) * _chaos_cases.CHAOS_BIG
         if action == "nested":
             return i * i + 5
         return i * i
@@ -237,7 +237,7 @@ class Call:
         action = self.plan[i]
         errors: tuple[type[BaseException], ...] = ()
         if action == "raise":
-            errors = (_cases.ChaosError,)
+            errors = (_chaos_cases.ChaosError,)
         elif action == "exit":
             errors = (WorkerCrashedError,)
         elif action == "sysexit":
@@ -263,7 +263,7 @@ class Call:
 
     def allowed(self, i: int, outcome: Any, kind: str) -> bool:
         if isinstance(outcome, BaseException):
-            if isinstance(outcome, _cases.ChaosError) and outcome.args != (i,):
+            if isinstance(outcome, _chaos_cases.ChaosError) and outcome.args != (i,):
                 return False  # another item's error at this position
             if isinstance(outcome, SystemExit) and outcome.code != i:
                 return False
@@ -504,7 +504,7 @@ class ChaosMachine(RuleBasedStateMachine):
             call.handle = outcome
 
     def _begin(self, call: Call, opts: dict[str, Any]) -> Any:
-        fn, pool = _cases.chaos_task, self.pool
+        fn, pool = _chaos_cases.chaos_task, self.pool
         if call.verb in SINGLE:
             return getattr(pool, call.verb)(fn, call.item(0))
         return getattr(pool, call.verb)(fn, call.inputs(), **opts)

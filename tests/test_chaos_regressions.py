@@ -17,7 +17,7 @@ import pytest
 from pathos import TaskTimeoutError
 from pathos.pools import ProcessPool, ThreadPool
 
-from . import _cases
+from . import _cases, _chaos_cases
 from .conftest import make_pool
 
 BOUND = 10  # seconds: every call here takes well under one
@@ -50,7 +50,7 @@ def test_nested_pool_with_the_default_id_in_a_forked_worker() -> None:
     # that does not exist there. Chaos seed: any 'nested' item on the fork kind.
     pool = ProcessPool(2)
     try:
-        result = pool.amap(_cases.chaos_task, [_item(0, "nested"), _item(1, "nested")])
+        result = pool.amap(_chaos_cases.chaos_task, [_item(0, "nested"), _item(1, "nested")])
         assert result.get(BOUND) == [5, 6]
     finally:
         pool.terminate()
@@ -103,9 +103,9 @@ def test_imap_input_error_comes_after_every_item_read(kind: str, n: int) -> None
     # itself raised); 40 items: only 16 (serial 8) came back before the error.
     pool = make_pool(kind)
     try:
-        it = pool.imap(_cases.chaos_task, _breaks_after(n))  # must not raise here
+        it = pool.imap(_chaos_cases.chaos_task, _breaks_after(n))  # must not raise here
         assert _outcomes(it, n + 5) == [i * i for i in range(n)] + ["KeyError"]
-        uit = pool.uimap(_cases.chaos_task, _breaks_after(n))
+        uit = pool.uimap(_chaos_cases.chaos_task, _breaks_after(n))
         got = _outcomes(uit, n + 5)
         assert sorted(got[:-1]) == [i * i for i in range(n)] and got[-1] == "KeyError"
     finally:
@@ -130,7 +130,7 @@ def test_a_late_item_fails_alone_in_its_batch(kind: str) -> None:
     pool = make_pool(kind)
     try:
         items = [_item(i, a) for i, a in enumerate(plan)]
-        got = _outcomes(pool.imap(_cases.chaos_task, items, chunksize=4, timeout=0.5), 10)
+        got = _outcomes(pool.imap(_chaos_cases.chaos_task, items, chunksize=4, timeout=0.5), 10)
         assert got == [0, 1, 4, 9, "TaskTimeoutError", 25, 36]
     finally:
         pool.terminate()
@@ -153,11 +153,13 @@ def test_system_exit_in_a_task_comes_back_as_itself(kind: str) -> None:
     # seed=4002426604 (imap item 3 gave WorkerCrashedError, exit code 3).
     pool = make_pool(kind)
     try:
-        result = pool.apipe(_cases.chaos_task, _item(3, "sysexit"))  # returns at once
+        result = pool.apipe(_chaos_cases.chaos_task, _item(3, "sysexit"))  # returns at once
         with pytest.raises(SystemExit) as info:
             result.get(BOUND)
         assert info.value.code == 3
-        got = _outcomes(pool.imap(_cases.chaos_task, [_item(i, "sysexit" if i == 1 else "ok") for i in range(3)]), 5)
+        got = _outcomes(
+            pool.imap(_chaos_cases.chaos_task, [_item(i, "sysexit" if i == 1 else "ok") for i in range(3)]), 5
+        )
         assert got == [0, "SystemExit", 4]
         assert pool.map(_cases.square, range(3)) == [0, 1, 4]  # the pool stays usable
     finally:
@@ -170,9 +172,9 @@ def test_chaos_items_fail_for_their_own_cause() -> None:
     # a "slow" one a TaskTimeoutError, so a test above fails for its cause, not the helpers.
     pool = make_pool("process")
     try:
-        got = _outcomes(pool.imap(_cases.chaos_task, [_item(0), _item(1, "exit"), _item(2)], chunksize=1), 5)
+        got = _outcomes(pool.imap(_chaos_cases.chaos_task, [_item(0), _item(1, "exit"), _item(2)], chunksize=1), 5)
         assert got == [0, "WorkerCrashedError", 4]
         with pytest.raises(TaskTimeoutError):
-            pool.map(_cases.chaos_task, [_item(0, "slow")], timeout=0.3)
+            pool.map(_chaos_cases.chaos_task, [_item(0, "slow")], timeout=0.3)
     finally:
         pool.clear()
