@@ -219,10 +219,11 @@ class Call:
         return self._breaking()
 
     def _breaking(self) -> Iterator[Any]:
-        for i in range(len(self.plan)):
+        for i in range(len(self.plan) + 1):  # it may break after the last item too
             if i == self.breaks_at:
                 raise InputBroke(f"input of call {self.num} broke after {i} items")
-            yield self.item(i)
+            if i < len(self.plan):
+                yield self.item(i)
 
     def value(self, i: int) -> Any:
         action = self.plan[i]
@@ -341,6 +342,10 @@ def snapshot() -> Snapshot:
     )
 
 
+# Threads that serve every pool of the process, started once and kept by design.
+PER_PROCESS = ("pathos-callbacks",)
+
+
 def leaks(base: Snapshot, *, processes: bool = True, threads: bool = True) -> list[str]:
     """What is left over since ``base``, after waiting up to :data:`SETTLE` seconds."""
     deadline = time.monotonic() + SETTLE
@@ -351,7 +356,7 @@ def leaks(base: Snapshot, *, processes: bool = True, threads: bool = True) -> li
             if extra:
                 found.append(f"processes {[c.pid for c in extra]}")
         if threads:
-            ours = [t for t in threading.enumerate() if t.name.startswith("pathos-")]
+            ours = [t for t in threading.enumerate() if t.name.startswith("pathos-") and t.name not in PER_PROCESS]
             names = [t.name for t in ours if t.ident not in base.threads]
             if names:
                 found.append(f"threads {names}")
@@ -754,7 +759,7 @@ class ChaosMachine(RuleBasedStateMachine):
             os.kill(pids[pick % len(pids)], signal.SIGKILL)
         self.check_kept("a worker was killed")
 
-    @precondition(lambda self: self.kind != "parallel" and "fork" not in AVOID)
+    @precondition(lambda self: self.kind != "parallel" and "fork" not in AVOID and self.begun(VERBS_ALL))
     @rule()
     @step
     def fork(self) -> None:
@@ -834,13 +839,15 @@ class ChaosMachine(RuleBasedStateMachine):
 
 def _forked_child() -> None:
     """In a forked child: a process pool and a thread pool with default ids must work."""
-    import faulthandler
     import traceback
 
     code = 1
     try:
-        # A child that hangs prints where (every thread's stack) and exits by itself.
-        faulthandler.dump_traceback_later(FORK_BOUND, exit=True)
+        # A child that hangs prints where (every thread's stack) and exits by itself. Not
+        # with faulthandler.dump_traceback_later: it first cancels the timer pytest set,
+        # waiting for a watchdog thread that a forked child does not have (it hangs).
+        signal.signal(signal.SIGALRM, _hung_child)
+        signal.alarm(int(FORK_BOUND))
         for cls in (ThreadPool, ProcessPool):
             pool = cls(2)
             got = pool.map(_cases.square, range(4))
@@ -856,6 +863,13 @@ def _forked_child() -> None:
         code = 2
     finally:
         os._exit(code)
+
+
+def _hung_child(signum: int, frame: Any) -> None:
+    import faulthandler
+
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(1)
 
 
 def machine_for(kind: str, max_items: int = 40) -> type[ChaosMachine]:
