@@ -23,8 +23,8 @@ from .conftest import HAVE_DASK
 
 settings.register_profile(
     "ci",
-    max_examples=6,
-    stateful_step_count=10,
+    max_examples=10,
+    stateful_step_count=12,
     deadline=None,
     database=None,
     phases=(Phase.explicit, Phase.generate),  # no shrinking: a hang would cost a bound per try
@@ -48,7 +48,7 @@ settings.register_profile(
 )
 
 # Fewer examples where a pool costs seconds to start (spawn, a Dask cluster).
-SCALE = {"serial": 1.0, "thread": 1.0, "fork": 1.0, "spawn": 0.5, "forkserver": 0.7, "parallel": 0.5}
+SCALE = {"serial": 1.0, "thread": 1.0, "fork": 1.0, "spawn": 0.5, "forkserver": 0.7, "parallel": 0.3}
 # The engine rebuild of issue 9 (branches core, job, proc, dask) fixes what this suite
 # finds on the engine it started from (see tests/test_chaos_regressions.py). Until all
 # of them are merged the suite may fail; whoever merges the last one sets this to True,
