@@ -494,7 +494,7 @@ class ChaosMachine(RuleBasedStateMachine):
         opts = {k: v for k, v in opts.items() if v is not None}
         with bound(f"{verb}() of call {call.num}"):
             outcome = outcome_of(lambda: self._begin(call, opts))
-        if self.state == "fresh" and self.pool._id in type(self.pool).__state__:
+        if self.state == "fresh" and self.pool._cached_backend() is not None:
             self.state = "run"  # the call started a pool (one whose input broke may not have)
         if self.state not in ("run", "fresh"):
             call.done = True
