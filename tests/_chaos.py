@@ -71,7 +71,12 @@ SHARED_PARALLEL_ID = "test-parallel-shared"  # conftest's shared local Dask clus
 # (inputs that raise), lifecycle calls (close,
 # join, terminate, clear, restart), verbs, and the rules kill_worker, fork, cancel and
 # close_iterator. For hunting a second bug while a first one is still open.
-AVOID = frozenset(filter(None, os.environ.get("PATHOS_CHAOS_AVOID", "").split(",")))
+# KNOWN_OPEN: bugs still open with every engine branch merged, each kept by an xfail test
+# in tests/test_chaos_regressions.py; left out so that the suite hunts for new ones.
+# PATHOS_CHAOS_AVOID=none puts them back in.
+KNOWN_OPEN = frozenset({"serial:sysexit"})  # issue 9 #16 on SerialPool (owners: core, job)
+_avoid = os.environ.get("PATHOS_CHAOS_AVOID", "")
+AVOID = frozenset(filter(None, _avoid.split(","))) | (frozenset() if _avoid == "none" else KNOWN_OPEN)
 
 
 def actions_for(kind: str) -> list[str]:
