@@ -3,6 +3,7 @@ starts from what its last call measured."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -42,7 +43,12 @@ def test_the_next_call_of_a_function_starts_from_its_last_timing(kind: str) -> N
         backend = pool._serve()
         learned = backend._timings.get(inc)
         assert learned is not None and learned > 0
-        assert pool.map(lambda x: x, [1]) == [1]  # a lambda is remembered as long as it lives
+        ident = lambda x: x  # noqa: E731
+        assert pool.map(ident, range(100)) == list(range(100))
+        assert backend._timings.get(ident) is not None  # a lambda is remembered as long as it lives...
+        del ident
+        gc.collect()
+        assert list(backend._timings.keys()) == [inc]  # ...and forgotten with it
         assert pool.map(inc, range(5), chunksize=2) == [1, 2, 3, 4, 5]
     finally:
         pool.clear()

@@ -13,7 +13,7 @@ from pathos.helpers import mp_helper
 from pathos.pools import ProcessPool, SerialPool, ThreadPool
 
 from . import _cases
-from .conftest import TIMEOUT, make_pool
+from .conftest import TIMEOUT, children, make_pool
 
 _ids = itertools.count()
 
@@ -106,8 +106,11 @@ def test_cache_shares_workers_between_instances() -> None:
     a, b = ProcessPool(2, id=pool_id), ProcessPool(2, id=pool_id)
     try:
         assert a._serve() is b._serve()
+        before = {c.pid for c in children()}
         pids = set(a.map(_cases.pid, range(20)))
-        assert pids <= set(b.map(_cases.pid, range(20))) | pids
+        workers = {c.pid for c in children()} - before  # the two that a's first call started
+        assert pids <= workers and len(workers) == 2
+        assert set(b.map(_cases.pid, range(20))) <= workers  # b runs on a's workers
     finally:
         a.clear()
 

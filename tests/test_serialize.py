@@ -90,7 +90,8 @@ MAIN_SCRIPT = textwrap.dedent(
         assert all(type(p) is Point for p in points), points                # same class back
         assert pool.map(Point.norm1, points) == [0, 2, 4]
         assert pool.map(is_point, points) == [True] * 3                     # same class there
-        assert pool.map(Point(1, 2).norm1.__call__, []) == []
+        assert pool.map(Point.norm1, [Point(1, 2)]) == [3]                  # method, instance argument
+        assert pool.pipe(Point(1, 2).norm1.__call__) == 3                   # method-wrapper
         assert pool.pipe(Point(3, 4).norm1) == 7                            # bound method
         pool.clear()
         print("ok")

@@ -1,0 +1,189 @@
+"""Minimal, deterministic reproductions of what the chaos suite (tests/test_chaos.py) found.
+
+Each test names the case of issue 9 it reproduces and the branch whose engine work fixes
+it; until that branch is merged it is an expected failure (``strict=False``: it passes
+once the fix lands, and then the marker can go). Every wait is bounded: a hang fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from pathos import TaskTimeoutError
+from pathos.pools import ProcessPool, ThreadPool
+
+from . import _cases, _chaos_cases
+from .conftest import make_pool
+
+BOUND = 10  # seconds: every call here takes well under one
+
+
+def _item(i: int, action: str = "ok") -> tuple[int, str, float, None]:
+    return (i, action, 0.0, None)
+
+
+def _outcomes(it: Any, limit: int) -> list[Any]:
+    """Every outcome of an iterator (values, or error type names), each waited for BOUND s."""
+    out: list[Any] = []
+    for _ in range(limit):
+        try:
+            out.append(it.next(BOUND))
+        except StopIteration:
+            return out
+        except BaseException as exc:
+            out.append(type(exc).__name__)
+    raise AssertionError(f"more than {limit} outcomes: {out[-5:]}")
+
+
+# -- issue 9 #1: a child never sees its parent's pools --------------------------------------
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #1, fixed on branch core (pool cache reset after fork)")
+def test_nested_pool_with_the_default_id_in_a_forked_worker() -> None:
+    # The outer pool is cached under the default id (2); a worker forked from this
+    # process used to find it in its copy of the cache and wait on a manager thread
+    # that does not exist there. Chaos seed: any 'nested' item on the fork kind.
+    pool = ProcessPool(2)
+    try:
+        result = pool.amap(_chaos_cases.chaos_task, [_item(0, "nested"), _item(1, "nested")])
+        assert result.get(BOUND) == [5, 6]
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #1, fixed on branch core (pool cache reset after fork)")
+@pytest.mark.parametrize("cls", [ThreadPool, ProcessPool], ids=["thread", "process"])
+def test_a_forked_child_gets_new_pools(cls: Any) -> None:
+    # Chaos: kind=thread seed=928562427, steps: ThreadPool(2) created, then os.fork().
+    pool = cls(2)
+    assert pool.map(_cases.square, range(4)) == [0, 1, 4, 9]
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child = cls(2)
+                code = 0 if child.amap(_cases.square, range(4)).get(BOUND) == [0, 1, 4, 9] else 3
+                child.terminate()
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + BOUND + 5
+        while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError("the forked child's pool hung")
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(status[1]) == 0, "the forked child's pool failed"
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+# -- issue 9 #6: items read before an input error all come back, then the error -----------
+
+
+def _breaks_after(n: int) -> Iterator[Any]:
+    for i in range(n):
+        yield _item(i)
+    raise KeyError("the input broke")
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #6, fixed on branch job (ResultIterator input errors)")
+@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
+@pytest.mark.parametrize("n", [6, 40], ids=["in-first-window", "later"])
+def test_imap_input_error_comes_after_every_item_read(kind: str, n: int) -> None:
+    # Chaos: kind=serial seed=4142066709 (uimap, input breaking after 6 items: uimap()
+    # itself raised); 40 items: only 16 (serial 8) came back before the error.
+    pool = make_pool(kind)
+    try:
+        it = pool.imap(_chaos_cases.chaos_task, _breaks_after(n))  # must not raise here
+        assert _outcomes(it, n + 5) == [i * i for i in range(n)] + ["KeyError"]
+        uit = pool.uimap(_chaos_cases.chaos_task, _breaks_after(n))
+        got = _outcomes(uit, n + 5)
+        assert sorted(got[:-1]) == [i * i for i in range(n)] and got[-1] == "KeyError"
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+# -- issue 9 #9: timeout= is per item, not per batch ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("thread", marks=pytest.mark.xfail(strict=False, reason="issue 9 #9, fixed on branch core")),
+        pytest.param("process", marks=pytest.mark.xfail(strict=False, reason="issue 9 #9, fixed on branch proc")),
+    ],
+)
+def test_a_late_item_fails_alone_in_its_batch(kind: str) -> None:
+    # Chaos: kind=thread seed=2212313477, imap chunksize=4, item 4 slow, timeout=0.5:
+    # items 5 and 6 (same batch) failed with "item 4 ran longer than its timeout".
+    plan = ["ok"] * 4 + ["slow"] + ["ok"] * 2
+    pool = make_pool(kind)
+    try:
+        items = [_item(i, a) for i, a in enumerate(plan)]
+        got = _outcomes(pool.imap(_chaos_cases.chaos_task, items, chunksize=4, timeout=0.5), 10)
+        assert got == [0, 1, 4, 9, "TaskTimeoutError", 25, 36]
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+# -- issue 9 #16: SystemExit in a task comes back as itself, promptly ---------------------
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(
+            "serial",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="issue 9 #16, still open with core+job+proc+dask merged: the serial backend runs items "
+                "through _job.call_items, which keeps only Exception per item (owners: core, job)",
+            ),
+        ),
+        pytest.param("thread", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch core")),
+        pytest.param("process", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch proc")),
+    ],
+)
+def test_system_exit_in_a_task_comes_back_as_itself(kind: str) -> None:
+    # Chaos: kind=serial seed=3412986054 (apipe() itself raised SystemExit); kind=fork
+    # seed=4002426604 (imap item 3 gave WorkerCrashedError, exit code 3); merged engine,
+    # kind=serial seed=3173513583: imap's SystemExit of item 32 surfaced at item 4 (the
+    # window's refill runs items inline and the exception escapes from next()).
+    pool = make_pool(kind)
+    try:
+        result = pool.apipe(_chaos_cases.chaos_task, _item(3, "sysexit"))  # returns at once
+        with pytest.raises(SystemExit) as info:
+            result.get(BOUND)
+        assert info.value.code == 3
+        got = _outcomes(
+            pool.imap(_chaos_cases.chaos_task, [_item(i, "sysexit" if i == 1 else "ok") for i in range(3)]), 5
+        )
+        assert got == [0, "SystemExit", 4]
+        assert pool.map(_cases.square, range(3)) == [0, 1, 4]  # the pool stays usable
+    finally:
+        pool.terminate()
+        pool.clear()
+
+
+def test_chaos_items_fail_for_their_own_cause() -> None:
+    # Guards the tests above: an "exit" item is a WorkerCrashedError at its position and
+    # a "slow" one a TaskTimeoutError, so a test above fails for its cause, not the helpers.
+    pool = make_pool("process")
+    try:
+        got = _outcomes(pool.imap(_chaos_cases.chaos_task, [_item(0), _item(1, "exit"), _item(2)], chunksize=1), 5)
+        assert got == [0, "WorkerCrashedError", 4]
+        with pytest.raises(TaskTimeoutError):
+            pool.map(_chaos_cases.chaos_task, [_item(0, "slow")], timeout=0.3)
+    finally:
+        pool.clear()
