@@ -138,7 +138,9 @@ class ThreadBackend(Backend):
                     batch.job.batch_failed(batch, init_error)
                 elif not self._run(me, batch):
                     return  # abandoned (timeout, terminate): another thread took this one's place
-                held = None
+                # Drop the batch before waiting for the next one: an idle thread must not
+                # keep a finished job (its function, its arguments) alive.
+                held = batch = None
         except BaseException as exc:  # a bug here must fail the calls, never hang them
             error = PathosError(f"a pool thread failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
