@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 
 from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import FETCH_TRIES, DaskBackend, _Task, scheduler_address
+from pathos._backends.dask import FETCH_IN_ROW, FETCH_TRIES, DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -271,6 +271,13 @@ def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() 
     assert backend._lost_reason is None and job.done_or_failed()
     with pytest.raises(ClusterError, match="could not be fetched from the Dask cluster 3 times"):
         job.result()
+    other = Job(_cases.square)  # every fetch fails: the cluster serves no results; the pool breaks
+    other.feed([(4,)], last=True)
+    for _ in range(FETCH_IN_ROW - FETCH_TRIES):
+        batch = other.next_batch()
+        assert batch is not None and backend._lost_reason is None
+        backend._settle(_Task(batch, unfetchable, None))
+    assert backend._lost_reason is not None and "results in a row could not be fetched" in str(backend._lost_reason)
     backend._client = None
     backend.terminate()
 

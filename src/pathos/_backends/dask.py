@@ -26,12 +26,10 @@ client outlives the engine thread: it is let go when the pool is terminated, or 
 is closed and every call submitted before has ended (an ``imap`` begun before
 ``close()`` still refills and finishes all its items).
 
-Items are batched by the job (adaptive chunks), so one Dask task carries many items.
-Dask reschedules the tasks of a worker that dies; a task that keeps killing its
-workers comes back as ``KilledWorker`` and fails as :class:`WorkerCrashedError`.
-A result lost with its worker before we fetched it, or a task the cluster dropped (its
-scattered input lost), is sent again: the pool breaks only when the scheduler is gone,
-and then every later call says so (``closed_error()`` names the lost scheduler).
+One Dask task carries a batch of items. A task that keeps killing its workers comes
+back as ``KilledWorker`` (:class:`WorkerCrashedError`). A result lost with its worker
+before we fetched it, or a task the cluster dropped, is sent again: the pool breaks only
+when the scheduler is gone, and then every later call says so.
 A timed batch's clock starts when the worker says it started running it (a Dask
 event), so waiting for a worker, transfers and a fresh worker's imports do not count.
 Dask cannot stop a running task: a batch past its ``timeout=`` fails at once with
@@ -75,6 +73,7 @@ HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work r
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
 FETCH_TRIES = 3  # a finished batch whose result cannot be fetched this many times fails
+FETCH_IN_ROW = 5  # this many failed fetches in a row, of any batches, break the pool
 SCATTER_SECONDS = 60.0  # bound on sending one large function or argument list to the cluster
 
 
@@ -138,6 +137,7 @@ class DaskBackend(Backend):
         self._no_workers_since: float | None = None
         self._lost_reason: ClusterError | None = None
         self._unfetched_tries: dict[tuple[int, int], int] = {}  # (job key, batch start) -> failed fetches
+        self._unfetched_in_row = 0  # failed fetches since the last one that worked
         self._stats = {"tasks": 0, "items": 0, "crashes": 0, "timeouts": 0}
         _registry.register(self)
 
@@ -402,6 +402,7 @@ class DaskBackend(Backend):
                 self._unfetched(batch, exc)
                 return
             self._unfetched_tries.pop((batch.job.key, batch.start), None)
+            self._unfetched_in_row = 0
             self._done(batch, BatchReply(*reply))
         elif status == "error":
             self._errored(batch, future)
@@ -411,8 +412,13 @@ class DaskBackend(Backend):
     def _unfetched(self, batch: Batch, exc: Exception) -> None:
         """A finished batch's result could not be fetched: it died with its worker (Dask
         reschedules it while the client still calls it finished; we send it again), or
-        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures in a
-        row its items fail: the pool stays up."""
+        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures its
+        items fail, and the pool stays up; after ``FETCH_IN_ROW`` failures in a row of
+        any batches the cluster is not serving results, and the pool breaks (each
+        fetch waits up to ``RPC_SECONDS``: a call fails, it never hangs)."""
+        self._unfetched_in_row += 1
+        if self._unfetched_in_row >= FETCH_IN_ROW:  # every fetch fails: the cluster is not serving
+            self._lost(f"{self._unfetched_in_row} results in a row could not be fetched ({type(exc).__name__}: {exc})")
         key = (batch.job.key, batch.start)
         tries = self._unfetched_tries.get(key, 0) + 1
         if tries < FETCH_TRIES:
