@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import pathos
-from pathos import TaskTimeoutError, WorkerCrashedError, WorkerInitError, _shm
+from pathos import SerializationError, TaskTimeoutError, WorkerCrashedError, WorkerInitError, _shm
 
 from . import _cases
 from .conftest import TIMEOUT, make_pool
@@ -68,6 +68,21 @@ def test_big_function_to_a_busy_worker_returning_a_big_result() -> None:
         assert time.monotonic() - started < 10, "terminate() must return promptly"
     finally:
         pool.terminate()
+        pool.clear()
+
+
+def test_a_message_too_large_to_send_fails_that_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathos._backends import process
+
+    monkeypatch.setattr(process, "MAX_MESSAGE", 50_000)  # the real limit is 2 GiB
+    pool = make_pool("process", nodes=1)
+    try:
+        it = pool.imap(len, ["a", "b" * 100_000, "c"])
+        assert it.next(TIMEOUT) == 1
+        with pytest.raises(SerializationError, match=r"item 1.*more than"):
+            it.next(TIMEOUT)
+        assert it.next(TIMEOUT) == 1
+    finally:
         pool.clear()
 
 
@@ -256,13 +271,15 @@ def _our_files() -> set[str]:
 def test_terminate_frees_large_results_in_flight() -> None:
     pytest.importorskip("numpy")
     before = _our_files()
-    for _ in range(3):
+    leaked: set[str] = set()
+    for _ in range(6):
         pool = make_pool("process")
-        pool.amap(_cases.big_array_after, [0.0, 0.0, 0.0, 5.0], chunksize=1)
-        time.sleep(0.5)
+        pool.amap(_cases.big_array_after, [0.0] * 40, chunksize=1)  # 64 MiB results, back to back
+        time.sleep(0.4)
         pool.terminate()
+        leaked |= _our_files() - before  # at once: not when this process ends
         pool.clear()
-        assert _our_files() <= before, "the results in flight must be unlinked at terminate"
+    assert not leaked, "results in flight must be unlinked at terminate"
 
 
 # -- item 21: an internal failure is named ----------------------------------------------

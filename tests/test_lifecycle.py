@@ -81,16 +81,30 @@ def _exit_code(pid: int, seconds: float) -> int | None:
 
 
 # -- item 5: terminate() never rewrites a completed call ------------------------------------
-def test_thread_terminate_keeps_a_completed_call_still_queued() -> None:
-    """The call completes and terminate() runs while the job is still in the backend's
-    queue (from its progress callback, which runs before the engine looks again)."""
+def test_thread_terminate_keeps_a_completed_call_still_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call completes and terminate() runs while its job is still in the backend's
+    queue: the pool thread is held right after it reported the last batch, before it
+    looks at the queue again (where it would drop the finished job)."""
+    reported, release = threading.Event(), threading.Event()
+    original = ThreadBackend._run
+
+    def run_then_hold(self: Any, me: Any, batch: Any) -> bool:
+        ok = original(self, me, batch)
+        reported.set()
+        release.wait(T)
+        return ok
+
+    monkeypatch.setattr(ThreadBackend, "_run", run_then_hold)
     pool = ThreadPool(1, id="lifecycle-terminate-completed")
-    backend = pool._serve()
     try:
-        result = pool.amap(_cases.square, [1, 2], chunksize=2, progress=lambda n: backend.terminate())
+        result = pool.amap(_cases.square, [1, 2], chunksize=2)
+        assert reported.wait(T)
         assert result.get(T) == [1, 4]
+        pool._serve().terminate()
+        assert result.get(0) == [1, 4]
         assert not result.cancelled()
     finally:
+        release.set()
         pool.clear()
 
 
@@ -166,9 +180,10 @@ def raise_it(kind: type[BaseException]) -> Any:
     raise kind("from the task")
 
 
+@pytest.mark.parametrize("kind", ["thread", "serial"])
 @pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt, GeneratorExit])
-def test_thread_task_raising_base_exceptions_comes_back(exc: type[BaseException]) -> None:
-    pool = make_pool("thread")
+def test_task_raising_base_exceptions_comes_back_at_its_item(kind: str, exc: type[BaseException]) -> None:
+    pool = make_pool(kind)
     try:
         result = pool.amap(raise_it, [exc])
         with pytest.raises(exc, match="from the task"):

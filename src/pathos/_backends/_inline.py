@@ -38,9 +38,9 @@ def run_batch(batch: Batch, *, catch_all: bool = False) -> tuple[list[Any], dict
     Args:
         batch: the batch to run.
         catch_all: keep *any* exception per item, ``SystemExit``, ``KeyboardInterrupt``
-            and ``GeneratorExit`` included (a pool thread: raised there they would end
-            the thread and the item would never come back); else only ``Exception``,
-            and the others propagate to the caller (the serial pool's caller).
+            and ``GeneratorExit`` included (raised in a pool thread they would end the
+            thread and the item would never come back; inline, they would skip the
+            results before them); else only ``Exception``.
     """
     job = batch.job
     start = time.perf_counter()
@@ -95,7 +95,7 @@ def run_batch_with_alarm(batch: Batch) -> tuple[list[Any], dict[int, BaseExcepti
                 # raises here, inside the try, and the item (which did run for the whole
                 # timeout) fails with its own timeout error.
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit & co. too: kept at the item, as on threads
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 errors[offset] = exc
                 value = None

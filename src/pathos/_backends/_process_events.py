@@ -40,6 +40,8 @@ from .._workers._protocol import (
     Partial,
     Ready,
     Stop,
+    decode,
+    encode,
     expect_batch,
     items_label,
     load_values,
@@ -92,7 +94,7 @@ class Events(Backend):
     def _send_stop(self, worker: WorkerProcess) -> None:
         worker.stopping = True
         worker.stop_deadline = time.monotonic() + STOP_SECONDS
-        self._write(worker, pickle.dumps(Stop()))
+        self._write(worker, encode(Stop()))
 
     def _discard_files(self, worker: WorkerProcess) -> None:
         """Unlink the result files a dead worker wrote that nobody will read."""
@@ -155,7 +157,7 @@ class Events(Backend):
                 if messages is None:
                     return  # nothing more to read now
                 for message in messages:
-                    self._on_message(worker, pickle.loads(message))
+                    self._on_message(worker, decode(message))
                 if not drain:
                     return
         except (EOFError, OSError):
@@ -219,23 +221,22 @@ class Events(Backend):
     ) -> None:
         nbytes = len(values)
         try:
-            buffers = _shm.load_buffers(segments) if segments else None
-            if buffers:
+            if segments:
+                buffers = _shm.load_buffers(segments)
                 nbytes += sum(memoryview(b).nbytes for b in buffers)
-            results = load_values(values, buffers)
+                results = load_values(values, buffers)
+            else:
+                results = pickle.loads(values)  # the hot path: small results, no buffers
         except Exception as exc:
             error = SerializationError(f"cannot deserialize the result of {items_label(batch)}: {exc}")
             self._fail_whole(batch, error)
             return
-        if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
+        if not errors:
+            batch.job.batch_done(batch, results, None, seconds, nbytes=nbytes)
+        elif errors[0][0] == NOT_STARTED:  # the batch could not even start
             self._fail_whole(batch, rebuild_error(errors[0][1]))
-            return
-        self._batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds, nbytes)
-
-    def _batch_done(
-        self, batch: Batch, results: list[Any], errors: dict[int, BaseException], seconds: float | None, nbytes: int
-    ) -> None:
-        batch.job.batch_done(batch, results, errors, seconds, nbytes=nbytes)
+        else:
+            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, seconds, nbytes=nbytes)
 
     # -- exits ------------------------------------------------------------------------
     def _on_exit(self, worker: WorkerProcess, reap_timeout: float = 1.0) -> None:

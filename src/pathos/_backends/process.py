@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import pickle
 import selectors
 import threading
 import time
@@ -48,7 +47,7 @@ from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
 from .._serialize import dumps
 from .._workers._process import WorkerProcess
-from .._workers._protocol import Run, items_label, rebuild_error
+from .._workers._protocol import Run, encode, items_label, rebuild_error
 from ._process_events import LIVENESS_SECONDS, Events
 
 __all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers._protocol
@@ -386,7 +385,7 @@ class ProcessBackend(Events):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        message = pickle.dumps(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)), 5)
+        message = encode(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)))
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -417,10 +416,11 @@ def _flush_after(batch: Batch) -> float | None:
     at most: items slower than that are each sent on their own.
     """
     job = batch.job
-    if job.timeout is None and job.is_quick(1, CAREFUL_ITEM_SECONDS):
+    per_item = job.item_seconds()
+    if per_item is None:
+        return 0.0 if len(batch.items) <= EAGER_ITEMS else FLUSH_SECONDS
+    if job.timeout is None and per_item < CAREFUL_ITEM_SECONDS:
         return None
-    if job.item_seconds() is None and len(batch.items) <= EAGER_ITEMS:
-        return 0.0
     return FLUSH_SECONDS
 
 

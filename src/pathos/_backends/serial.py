@@ -1,5 +1,9 @@
 """The serial backend: batches run inline, in the calling thread, when they are asked for.
 
+A task that raises ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` gets it
+back at its item, like any other exception: ``map`` raises it (after the rest of that
+batch, a few milliseconds of work), ``imap`` after the results before it.
+
 It has no engine: :meth:`SerialBackend.notify` runs the notified job's batches in the
 caller's thread at once (a task may itself call the same pool: that inner call runs
 inline too, and no queue is shared between callers, so one thread never ends up
@@ -38,7 +42,7 @@ class SerialBackend(Backend):
             if job.timeout is not None and can_alarm():
                 values, errors, seconds = run_batch_with_alarm(batch)
             else:
-                values, errors, seconds = run_batch(batch)
+                values, errors, seconds = run_batch(batch, catch_all=True)
             job.batch_done(batch, values, errors, seconds)
 
     def _wake(self) -> None:

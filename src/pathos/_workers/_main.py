@@ -39,7 +39,9 @@ from ._protocol import (
     Partial,
     Ready,
     Run,
+    decode,
     dump_values,
+    encode,
     error_payload,
     not_started,
 )
@@ -114,11 +116,11 @@ def run_worker(conn: Connection, setup: bytes, slot_memory: Any = None) -> None:
         try:
             initializer(*initargs)
         except Exception as exc:
-            conn.send_bytes(pickle.dumps(InitError(error_payload(exc))))
+            conn.send_bytes(encode(InitError(error_payload(exc))))
             return
     slot = memoryview(slot_memory).cast("B").cast("d") if slot_memory is not None else _private_slot()
     os._exit = _exit_hook  # a task's os._exit() first sends what the batch finished
-    conn.send_bytes(pickle.dumps(Ready(os.getpid())))
+    conn.send_bytes(encode(Ready(os.getpid())))
     try:
         prefix = f"pathos-{owner}-{os.getpid()}" if _shm.available() else None
         _serve(conn, max_memory, prefix, slot)
@@ -137,7 +139,7 @@ def _serve(conn: Connection, max_memory: int | None, prefix: str | None, slot: S
     declining = False  # over the memory limit: hand queued batches back, unrun
     while True:
         try:
-            message = pickle.loads(conn.recv_bytes())
+            message = decode(conn.recv_bytes())
         except (EOFError, OSError):
             return
         if not isinstance(message, Run):  # Stop
@@ -165,7 +167,7 @@ def _send(conn: Connection, message: Any) -> None:
     never speak on the worker's pipe: it ends here instead)."""
     if os.getpid() != _worker_pid:
         _forked_child_returned()
-    conn.send_bytes(pickle.dumps(message, 5))
+    conn.send_bytes(encode(message))
 
 
 def _forked_child_returned() -> NoReturn:
@@ -240,19 +242,20 @@ class _BatchRun:
         append = values.append
         n, i = len(items), 0
         while i < n:
+            rest = items[i:] if i else items
             try:
                 if star:
-                    for j in range(i, n):
+                    for j, args in enumerate(rest, i):
                         slot[SLOT_ITEM] = j
-                        append(fn(*items[j], **kwargs))
+                        append(fn(*args, **kwargs))
                 elif kwargs:
-                    for j in range(i, n):
+                    for j, arg in enumerate(rest, i):
                         slot[SLOT_ITEM] = j
-                        append(fn(items[j], **kwargs))
+                        append(fn(arg, **kwargs))
                 else:
-                    for j in range(i, n):
+                    for j, arg in enumerate(rest, i):
                         slot[SLOT_ITEM] = j
-                        append(fn(items[j]))
+                        append(fn(arg))
                 return
             except ITEM_ERRORS as exc:
                 i = len(values)  # the item that raised

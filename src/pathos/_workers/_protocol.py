@@ -5,7 +5,7 @@ in the parent) and the Dask engine (``_workers/_dask.py`` on a Dask worker,
 ``_backends/dask.py`` in the caller) run batches the same way and report them in the
 same shape. This module is that shape, written once:
 
-- typed messages (``NamedTuple``\\ s, pickled with the C pickler; the objects they carry
+- typed messages (``NamedTuple``\\ s, sent by :func:`encode` as plain tuples; the objects they carry
   travel as bytes made by :mod:`pathos._serialize`, so a bad object fails one batch,
   never the loop);
 - :func:`error_payload` / :func:`rebuild_error`: an exception out and back in, same type
@@ -64,7 +64,9 @@ __all__ = [
     "Run",
     "Stop",
     "ToWorker",
+    "decode",
     "dump_values",
+    "encode",
     "error_payload",
     "expect_batch",
     "items_label",
@@ -149,6 +151,30 @@ class Declined(NamedTuple):
 
 
 FromWorker = Union[Ready, InitError, Partial, Done, Declined]
+
+
+_KINDS: tuple[type[Any], ...] = (Run, Stop, Ready, InitError, Partial, Done, Declined)
+_TAGS: dict[type[Any], int] = {kind: tag for tag, kind in enumerate(_KINDS)}
+
+
+def encode(message: ToWorker | FromWorker) -> bytes:
+    """A message as bytes: its kind's number and its fields as a plain tuple (a pickled
+    ``NamedTuple`` names its class, which costs a microsecond each way: per batch, on
+    the hot path)."""
+    return pickle.dumps((_TAGS[type(message)], tuple(message)), 5)
+
+
+def decode(data: bytes) -> Any:
+    """The message :func:`encode` made.
+
+    Raises:
+        ProtocolError: the bytes are not a message.
+    """
+    try:
+        tag, fields = pickle.loads(data)
+        return tuple.__new__(_KINDS[tag], fields)
+    except Exception as exc:
+        raise ProtocolError(f"a message that is not part of the protocol ({type(exc).__name__}: {exc})") from exc
 
 
 class ProtocolError(PathosError):
