@@ -239,6 +239,16 @@ def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
     assert pool.map(_cases.square, range(3)) == [0, 1, 4]
 
 
+def test_timeout_is_per_item_even_in_a_chunk(pool: Any) -> None:
+    # With chunksize=3 the chunk ran as one task under one clock: item 0 was blamed.
+    it = pool.imap(_cases.sleep_then, [0.0, 1.5, 0.0], chunksize=3, timeout=0.5)
+    assert it.next(TIMEOUT) == 0.0
+    with pytest.raises(TaskTimeoutError, match=r"^item 1 ran longer than the timeout of 0.5 s") as info:
+        it.next(TIMEOUT)
+    assert info.value.task == 1
+    assert it.next(TIMEOUT) == 0.0
+
+
 def test_the_timeout_clock_starts_when_the_item_starts_running(pool: Any) -> None:
     # Loading the argument in the worker takes 2 s, calling the function no time: the
     # clock measures the call, not the wait for a worker, the transfer or the loading.

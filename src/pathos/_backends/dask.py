@@ -47,6 +47,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from .. import _registry
@@ -130,7 +131,7 @@ class DaskBackend(Backend):
         self._calls: set[Job] = set()
         # The engine thread's own:
         self._running: dict[str, _Task] = {}
-        self._held: Batch | None = None  # a timed batch waiting for a free worker thread
+        self._held: deque[Batch] = deque()  # timed single items waiting for a free worker thread
         self._functions: dict[int, tuple[Job, Any]] = {}  # job key -> (job, bytes or future)
         self._threads = 0  # worker threads in the cluster, as last counted
         self._checked = 0.0
@@ -252,7 +253,7 @@ class DaskBackend(Backend):
             if self._lost_reason is not None:
                 self._end_with(self._lost_reason)
                 return
-            if self._running or self._held is not None or self._queue:
+            if self._running or self._held or self._queue:
                 continue
             # Idle. Clean up first, then decide under the lock (the base's handshake).
             self._forget_finished()
@@ -316,13 +317,19 @@ class DaskBackend(Backend):
         """Submit batches while fewer than ``PER_THREAD`` per worker thread are in flight."""
         threads = max(1, self._threads)
         while len(self._running) < PER_THREAD * threads and self.state != TERMINATE:
-            batch = self._held or self._queue.pull()
-            self._held = None
+            batch = self._held.popleft() if self._held else self._queue.pull()
             if batch is None:
                 return
-            if batch.job.timeout is not None and len(self._running) >= threads:
-                self._held = batch  # a timed batch starts only on a free thread, so its clock is true
-                return
+            if batch.job.done_or_failed():  # a held item of a call that ended meanwhile
+                batch.job.batch_failed(batch, self.closed_error())  # ended: only counted
+                continue
+            if batch.job.timeout is not None:
+                if len(batch.items) > 1:  # chunksize= with timeout=: one task per item, each its own clock
+                    self._held.extendleft(reversed(batch.job.split(batch, *[1] * len(batch.items))))
+                    continue
+                if len(self._running) >= threads:
+                    self._held.appendleft(batch)  # it starts only on a free thread, so its clock is true
+                    return
             self._send(batch)
 
     def _send(self, batch: Batch) -> None:
@@ -549,9 +556,8 @@ class DaskBackend(Backend):
         tasks = list(self._running.values())
         self._running.clear()
         batches = [t.batch for t in tasks]
-        if self._held is not None:
-            batches.append(self._held)
-            self._held = None
+        batches.extend(self._held)
+        self._held.clear()
         for batch in batches:
             self._fail(batch.job, error)
             batch.job.batch_failed(batch, error)  # the job has ended: only counted
@@ -591,10 +597,10 @@ def _split_or_fail(batch: Batch, error: BaseException) -> None:
 
 
 def _timeout_error(batch: Batch, started: bool) -> TaskTimeoutError:
+    """A timed batch (one item) ran past its timeout, or never started in time."""
     timeout = float(batch.job.timeout or 0.0)  # set: only timed batches have deadlines
     if started:
-        rest = f" (with the rest of its chunk, {items_label(batch)})" if len(batch.items) > 1 else ""
-        consequence = f"Dask cannot stop a running task, so its worker thread runs on until the function returns{rest}"
+        consequence = "Dask cannot stop a running task, so its worker thread runs on until the function returns"
         return timeout_error(batch.start, timeout, consequence)
     return TaskTimeoutError(
         f"{items_label(batch)} did not start within {timeout + START_SECONDS:g} s (its timeout of {timeout:g} s "
