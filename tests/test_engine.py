@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import pathos
-from pathos import TaskTimeoutError, WorkerCrashedError, WorkerInitError, _shm
+from pathos import SerializationError, TaskTimeoutError, WorkerCrashedError, WorkerInitError, _shm
 
 from . import _cases
 from .conftest import TIMEOUT, make_pool
@@ -68,6 +68,21 @@ def test_big_function_to_a_busy_worker_returning_a_big_result() -> None:
         assert time.monotonic() - started < 10, "terminate() must return promptly"
     finally:
         pool.terminate()
+        pool.clear()
+
+
+def test_a_message_too_large_to_send_fails_that_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathos._backends import process
+
+    monkeypatch.setattr(process, "MAX_MESSAGE", 50_000)  # the real limit is 2 GiB
+    pool = make_pool("process", nodes=1)
+    try:
+        it = pool.imap(len, ["a", "b" * 100_000, "c"])
+        assert it.next(TIMEOUT) == 1
+        with pytest.raises(SerializationError, match=r"item 1.*more than"):
+            it.next(TIMEOUT)
+        assert it.next(TIMEOUT) == 1
+    finally:
         pool.clear()
 
 

@@ -81,16 +81,30 @@ def _exit_code(pid: int, seconds: float) -> int | None:
 
 
 # -- item 5: terminate() never rewrites a completed call ------------------------------------
-def test_thread_terminate_keeps_a_completed_call_still_queued() -> None:
-    """The call completes and terminate() runs while the job is still in the backend's
-    queue (from its progress callback, which runs before the engine looks again)."""
+def test_thread_terminate_keeps_a_completed_call_still_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call completes and terminate() runs while its job is still in the backend's
+    queue: the pool thread is held right after it reported the last batch, before it
+    looks at the queue again (where it would drop the finished job)."""
+    reported, release = threading.Event(), threading.Event()
+    original = ThreadBackend._run
+
+    def run_then_hold(self: Any, me: Any, batch: Any) -> bool:
+        ok = original(self, me, batch)
+        reported.set()
+        release.wait(T)
+        return ok
+
+    monkeypatch.setattr(ThreadBackend, "_run", run_then_hold)
     pool = ThreadPool(1, id="lifecycle-terminate-completed")
-    backend = pool._serve()
     try:
-        result = pool.amap(_cases.square, [1, 2], chunksize=2, progress=lambda n: backend.terminate())
+        result = pool.amap(_cases.square, [1, 2], chunksize=2)
+        assert reported.wait(T)
         assert result.get(T) == [1, 4]
+        pool._serve().terminate()
+        assert result.get(0) == [1, 4]
         assert not result.cancelled()
     finally:
+        release.set()
         pool.clear()
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "CONNECT_SECONDS",
     "DASK_REQUIREMENT",
     "INSTALL_HINT",
+    "RPC_SECONDS",
     "NotDaskError",
     "close_quietly",
     "connect",
@@ -129,6 +130,8 @@ def _client(distributed: Any, address: str) -> Any:
         probe(address, CONNECT_SECONDS)
     except NotDaskError as exc:
         raise ClusterError(f"{address} is not a Dask scheduler: {exc}", address=address) from None
+    except ValueError as exc:  # a malformed address
+        raise ClusterError(f"{address} is not a scheduler address ({exc})", address=address) from exc
     except OSError as exc:  # refused, unreachable, or no answer in time (TimeoutError)
         message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
         raise ClusterError(message, address=address) from exc

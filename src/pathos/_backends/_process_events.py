@@ -14,6 +14,7 @@ thread. What a dead worker's batches become is decided from its progress slot
 from __future__ import annotations
 
 import os
+import pickle
 import selectors
 import sys
 import time
@@ -221,24 +222,23 @@ class Events(Backend):
     ) -> None:
         nbytes = len(values)
         try:
-            buffers = _shm.load_buffers(segments) if segments else None
-            if buffers:
+            if segments:
+                buffers = _shm.load_buffers(segments)
                 nbytes += sum(memoryview(b).nbytes for b in buffers)
-            results = load_values(values, buffers)
+                results = load_values(values, buffers)
+            else:
+                results = pickle.loads(values)  # the hot path: small results, no buffers
         except Exception as exc:
             error = SerializationError(f"cannot deserialize the result of {items_label(batch)}: {exc}")
             self._fail_whole(batch, error)
             return
-        if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
+        if not errors:
+            batch.job.batch_done(batch, results, None, seconds, nbytes=nbytes)
+        elif errors[0][0] == NOT_STARTED:  # the batch could not even start
             self._fail_whole(batch, rebuild_error(errors[0][1]))
-            return
-        errs = {i: name_result_item(rebuild_error(p), batch.start + i) for i, p in errors}
-        self._batch_done(batch, results, errs, seconds, nbytes)
-
-    def _batch_done(
-        self, batch: Batch, results: list[Any], errors: dict[int, BaseException], seconds: float | None, nbytes: int
-    ) -> None:
-        batch.job.batch_done(batch, results, errors, seconds, nbytes=nbytes)
+        else:
+            errs = {i: name_result_item(rebuild_error(p), batch.start + i) for i, p in errors}
+            batch.job.batch_done(batch, results, errs, seconds, nbytes=nbytes)
 
     # -- exits ------------------------------------------------------------------------
     def _on_exit(self, worker: WorkerProcess, reap_timeout: float = 1.0) -> None:

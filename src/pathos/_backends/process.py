@@ -416,10 +416,11 @@ def _flush_after(batch: Batch) -> float | None:
     at most: items slower than that are each sent on their own.
     """
     job = batch.job
-    if job.timeout is None and job.is_quick(1, CAREFUL_ITEM_SECONDS):
+    per_item = job.item_seconds()
+    if per_item is None:
+        return 0.0 if len(batch.items) <= EAGER_ITEMS else FLUSH_SECONDS
+    if job.timeout is None and per_item < CAREFUL_ITEM_SECONDS:
         return None
-    if job.item_seconds() is None and len(batch.items) <= EAGER_ITEMS:
-        return 0.0
     return FLUSH_SECONDS
 
 

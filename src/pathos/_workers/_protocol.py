@@ -255,7 +255,6 @@ def run_items(
     items: list[Any],
     star: bool,
     kwargs: dict[str, Any],
-    mark: Any = None,
 ) -> tuple[list[Any], dict[int, BaseException]]:
     """Call ``fn`` on each item; exceptions are kept per item and the loop goes on.
 
@@ -264,11 +263,10 @@ def run_items(
         items: argument tuples (``star``) or single arguments.
         star: call ``fn(*item)`` rather than ``fn(item)``.
         kwargs: keyword arguments for every call.
-        mark: called with each item's offset just before it runs (the process worker
-            records progress with it), or None.
 
-    The common case (no error, no ``mark``) runs as one tight loop; after an error the
-    loop resumes at the next item.
+    The common case (no error) runs as one tight loop; after an error the loop resumes
+    at the next item. (The process worker runs its own variant, which also records each
+    item's progress: ``_workers/_main.py``.)
     """
     values: list[Any] = []
     errors: dict[int, BaseException] = {}
@@ -277,11 +275,7 @@ def run_items(
     while start < len(items):
         rest = items[start:] if start else items
         try:
-            if mark is not None:
-                for offset, args in enumerate(rest, start):
-                    mark(offset)
-                    append(fn(*args, **kwargs) if star else fn(args, **kwargs))
-            elif star:
+            if star:
                 for args in rest:
                     append(fn(*args, **kwargs))
             elif kwargs:
