@@ -453,6 +453,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.nums = itertools.count()
         self.tmp = tempfile.mkdtemp(prefix="pathos-chaos-")
         _start_helpers(self.kind)
+        _forget_pools()
         self.base = snapshot()
         with bound("creating the pool"):
             self.pool = self._new_pool()
@@ -907,6 +908,16 @@ def _start_helpers(kind: str) -> None:
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
+
+
+def _forget_pools() -> None:
+    """Clear the cached process and thread pools a failed example may have left (a nested
+    pool with the default id would find a closed one and say so)."""
+    from pathos.pools import _clear
+
+    for cls in (ProcessPool, ThreadPool):
+        with contextlib.suppress(Exception), bound("clearing pools left by an earlier example", 20):
+            _clear(cls)
 
 
 def _hung_child(signum: int, frame: Any) -> None:
