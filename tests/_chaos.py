@@ -860,8 +860,12 @@ class ChaosMachine(RuleBasedStateMachine):
         release_pool(self.pool)
 
     def check_runs(self, call: Call) -> None:
-        """No item ran more than ``1 + retries`` times (a finished item never runs again)."""
-        if call.runs is None:
+        """No item ran more than ``1 + retries`` times (a finished item never runs again).
+
+        Not checked for a call a kill from outside hit: a worker killed after it finished
+        an item but before its result left may cost that item a second run.
+        """
+        if call.runs is None or call.killed:
             return
         for name in os.listdir(call.runs):
             runs = os.path.getsize(os.path.join(call.runs, name))
