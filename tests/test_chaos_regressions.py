@@ -187,3 +187,20 @@ def test_chaos_items_fail_for_their_own_cause() -> None:
             pool.map(_chaos_cases.chaos_task, [_item(0, "slow")], timeout=0.3)
     finally:
         pool.clear()
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #16, open with every engine branch merged; owners: proc, dask")
+def test_system_exit_keeps_its_code_once_distributed_is_imported() -> None:
+    # Merged engine, chaos soak seed 20261126, kind=fork seed=120820133: after the soak's
+    # parallel rounds, uimap gave SystemExit with code None for item 22 (str() still
+    # '22'). Importing distributed installs tblib's pickling for every exception class,
+    # which rebuilds an exception without calling __init__: SystemExit.code is lost.
+    pytest.importorskip("distributed")
+    pool = make_pool("process")
+    try:
+        with pytest.raises(SystemExit) as info:
+            pool.pipe(_chaos_cases.chaos_task, _item(22, "sysexit"))
+        assert info.value.code == 22
+    finally:
+        pool.terminate()
+        pool.clear()
