@@ -620,6 +620,15 @@ def test_only_foreign_services_and_no_local_nodes_says_what_each_was(ssh_like: S
         pool.clear()
 
 
+def test_a_malformed_address_is_a_cluster_error() -> None:
+    pool = ParallelPool(nodes=0, servers=("tcp://127.0.0.1:port",), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match="is not a scheduler address"):
+            pool.map(_cases.square, [1])
+    finally:
+        pool.clear()
+
+
 def test_scheduler_addresses() -> None:
     assert scheduler_address("tcp://h:1") == "tcp://h:1"
     assert scheduler_address("h:1") == "tcp://h:1"

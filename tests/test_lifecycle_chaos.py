@@ -11,7 +11,8 @@ rewritten.
 CI runs a few seeds per pool kind. A longer soak, printing each seed (replay one with
 ``PATHOS_CHAOS_SEED=<seed>``)::
 
-    PATHOS_CHAOS_SECONDS=600 .venv/bin/python -m pytest tests/test_lifecycle_chaos.py -q -s
+    PATHOS_CHAOS_SECONDS=600 .venv/bin/python -m pytest tests/test_lifecycle_chaos.py -q -s \
+        --timeout=0 -o faulthandler_timeout=0
 """
 
 from __future__ import annotations

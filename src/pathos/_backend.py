@@ -43,8 +43,9 @@ The subclass contract (what an engine implements)
     Called *outside* the lock, exactly once per engine run, by the :meth:`notify`
     that flipped ``_engine_running`` to True. Start the engine's thread(s) (or, inline,
     run). It may find ``state == TERMINATE`` already (a terminate() raced in between):
-    then it must not start anything and calls :meth:`_engine_exited_locked` under the
-    lock (or :meth:`_engine_may_exit`), so ``join()`` returns.
+    then it must not start anything and calls :meth:`_engine_may_exit_locked` under
+    the lock (or :meth:`_engine_may_exit`), so ``join()`` returns. If it raises, the
+    base marks the engine exited and breaks the backend (:meth:`_break`).
 ``_wake()``
     Called outside the lock while an engine runs (or is being started): new work is
     queued, a job was cancelled, or the state changed. Must never block and must be
@@ -67,7 +68,9 @@ between an exiting engine and a notify(), and nobody checks ``thread.is_alive()`
 An engine that holds the lock already (e.g. a Condition built on ``self._lock``)
 calls :meth:`_engine_may_exit_locked` instead. Under TERMINATE the engine always
 exits. Rule of thumb: an engine exits only when ``state != RUN`` (or when it is idle
-and wants to free resources, e.g. a process pool's idle timeout).
+and wants to free resources, e.g. a process pool's idle timeout). ``force=True`` marks
+the engine exited whatever is queued: only for an engine that dies (its failure path,
+which then breaks the backend, failing what is queued).
 
 What a backend does with a job when it is closed or terminated is written once, here:
 ``submit()`` on a non-RUN backend raises :meth:`closed_error`; ``notify()`` on a CLOSE

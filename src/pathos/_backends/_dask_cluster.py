@@ -1,5 +1,5 @@
 """Finding a Dask cluster for :class:`~pathos.pools.ParallelPool`: a scheduler given by
-address, checked to really be one, or a local cluster started here.
+address, checked to really be one, or a local cluster started here; and describing it.
 
 A Dask client trusts whatever answers at an address: an SSH server's greeting read as a
 Dask frame length asks numpy for exabytes (``MemoryError``), and a server that waits for
@@ -25,12 +25,15 @@ from .._errors import ClusterError
 __all__ = [
     "CONNECT_SECONDS",
     "INSTALL_HINT",
+    "RPC_SECONDS",
     "NotDaskError",
     "close_quietly",
     "connect",
     "import_distributed",
     "probe",
+    "report",
     "scheduler_address",
+    "workers_of",
 ]
 
 CONNECT_SECONDS = 3.0  # a scheduler that does not answer within this is unreachable
@@ -121,6 +124,8 @@ def _client(distributed: Any, address: str) -> Any:
         probe(address, CONNECT_SECONDS)
     except NotDaskError as exc:
         raise ClusterError(f"{address} is not a Dask scheduler: {exc}", address=address) from None
+    except ValueError as exc:  # a malformed address
+        raise ClusterError(f"{address} is not a scheduler address ({exc})", address=address) from exc
     except OSError as exc:  # refused, unreachable, or no answer in time (TimeoutError)
         message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
         raise ClusterError(message, address=address) from exc
@@ -231,3 +236,34 @@ def _start_local_cluster(distributed: Any, nodes: int) -> Any:
         silence_logs=quiet,
         name="pathos",
     )
+
+
+def workers_of(client: Any) -> dict[str, dict[str, Any]]:
+    """Each worker of the client's cluster: its threads, memory limit and name ({} if
+    the scheduler does not answer)."""
+    try:
+        identity = client.scheduler_info(n_workers=-1)
+    except Exception:
+        return {}
+    workers = identity.get("workers", {})
+    return {
+        address: {"nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"), "name": w.get("name")}
+        for address, w in workers.items()
+    }
+
+
+def report(info: dict[str, Any]) -> str:
+    """The text ``pathos.parallel.stats()`` shows for a pool described by ``info``."""
+    if info["scheduler"] is None:
+        return ""
+    kind = "local cluster" if info["local"] else "cluster"
+    workers = info["workers"]
+    lines = [f"Dask {kind} at {info['scheduler']}: {len(workers)} workers, state {info['state']}"]
+    for address, w in sorted(workers.items()):
+        memory = f"{w['memory_limit'] / 2**30:.1f} GiB" if w["memory_limit"] else "no limit"
+        lines.append(f"  worker {address}  threads {w['nthreads']}  memory {memory}")
+    lines.append(
+        f"  tasks run: {info['tasks']}, items run: {info['items']}, "
+        f"crashes: {info['crashes']}, timeouts: {info['timeouts']}"
+    )
+    return "\n".join(lines) + "\n"

@@ -57,7 +57,15 @@ from .._errors import ClusterError, PathosError, SerializationError, TaskTimeout
 from .._job import Batch, Job
 from .._serialize import dumps
 from .._workers._protocol import NOT_STARTED, BatchReply, items_label, load_values, rebuild_error, timeout_error
-from ._dask_cluster import RPC_SECONDS, close_quietly, connect, import_distributed, scheduler_address
+from ._dask_cluster import (
+    RPC_SECONDS,
+    close_quietly,
+    connect,
+    import_distributed,
+    report,
+    scheduler_address,
+    workers_of,
+)
 
 __all__ = ["DaskBackend", "import_distributed", "scheduler_address"]
 
@@ -443,7 +451,8 @@ class DaskBackend(Backend):
         if errors and errors[0][0] == NOT_STARTED:  # the batch could not even start
             _split_or_fail(batch, rebuild_error(errors[0][1]))
         else:
-            batch.job.batch_done(batch, results, {i: rebuild_error(p) for i, p in errors}, reply.seconds)
+            errors_at = {i: rebuild_error(p) for i, p in errors}
+            batch.job.batch_done(batch, results, errors_at, reply.seconds, nbytes=len(reply.values))
 
     def _errored(self, batch: Batch, future: Any) -> None:
         from distributed.scheduler import KilledWorker
@@ -560,32 +569,11 @@ class DaskBackend(Backend):
         client = self._client
         if client is None or self._broken is not None:
             return {}
-        try:
-            identity = client.scheduler_info(n_workers=-1)
-        except Exception:
-            return {}
-        workers = identity.get("workers", {})
-        return {
-            address: {"nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"), "name": w.get("name")}
-            for address, w in workers.items()
-        }
+        return workers_of(client)
 
     def report(self) -> str:
         """The text ``pathos.parallel.stats()`` shows for this pool."""
-        info = self.describe()
-        if info["scheduler"] is None:
-            return ""
-        kind = "local cluster" if info["local"] else "cluster"
-        workers = info["workers"]
-        lines = [f"Dask {kind} at {info['scheduler']}: {len(workers)} workers, state {info['state']}"]
-        for address, w in sorted(workers.items()):
-            memory = f"{w['memory_limit'] / 2**30:.1f} GiB" if w["memory_limit"] else "no limit"
-            lines.append(f"  worker {address}  threads {w['nthreads']}  memory {memory}")
-        lines.append(
-            f"  tasks run: {info['tasks']}, items run: {info['items']}, "
-            f"crashes: {info['crashes']}, timeouts: {info['timeouts']}"
-        )
-        return "\n".join(lines) + "\n"
+        return report(self.describe())
 
 
 def _split_or_fail(batch: Batch, error: BaseException) -> None:
