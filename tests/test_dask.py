@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 
 from pathos import ClusterError, PathosError, PoolClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
-from pathos._backends.dask import FETCH_TRIES, DaskBackend, _Task, scheduler_address
+from pathos._backends.dask import FETCH_IN_ROW, FETCH_TRIES, DaskBackend, _Task, scheduler_address
 from pathos._job import Job
 from pathos.parallel import stats
 from pathos.pools import ParallelPool
@@ -239,6 +239,16 @@ def test_timeout_fails_the_late_item_and_cancels_it(pool: Any) -> None:
     assert pool.map(_cases.square, range(3)) == [0, 1, 4]
 
 
+def test_timeout_is_per_item_even_in_a_chunk(pool: Any) -> None:
+    # With chunksize=3 the chunk ran as one task under one clock: item 0 was blamed.
+    it = pool.imap(_cases.sleep_then, [0.0, 1.5, 0.0], chunksize=3, timeout=0.5)
+    assert it.next(TIMEOUT) == 0.0
+    with pytest.raises(TaskTimeoutError, match=r"^item 1 ran longer than the timeout of 0.5 s") as info:
+        it.next(TIMEOUT)
+    assert info.value.task == 1
+    assert it.next(TIMEOUT) == 0.0
+
+
 def test_the_timeout_clock_starts_when_the_item_starts_running(pool: Any) -> None:
     # Loading the argument in the worker takes 2 s, calling the function no time: the
     # clock measures the call, not the wait for a worker, the transfer or the loading.
@@ -271,6 +281,13 @@ def test_a_result_lost_with_its_worker_is_run_again_and_the_pool_stays_usable() 
     assert backend._lost_reason is None and job.done_or_failed()
     with pytest.raises(ClusterError, match="could not be fetched from the Dask cluster 3 times"):
         job.result()
+    other = Job(_cases.square)  # every fetch fails: the cluster serves no results; the pool breaks
+    other.feed([(4,)], last=True)
+    for _ in range(FETCH_IN_ROW - FETCH_TRIES):
+        batch = other.next_batch()
+        assert batch is not None and backend._lost_reason is None
+        backend._settle(_Task(batch, unfetchable, None))
+    assert backend._lost_reason is not None and "results in a row could not be fetched" in str(backend._lost_reason)
     backend._client = None
     backend.terminate()
 

@@ -6,7 +6,11 @@ in milliseconds instead of starting a local cluster. The model and its checks ar
 ones every other pool kind is held to. A longer soak, printing each seed (replay one
 with ``PATHOS_CHAOS_SEED=<seed>``)::
 
-    PATHOS_CHAOS_SECONDS=600 .venv/bin/python -m pytest tests/test_dask_chaos.py -q -s
+    PATHOS_CHAOS_SECONDS=600 .venv/bin/python -m pytest tests/test_dask_chaos.py -q -s \
+        --timeout 0 -o faulthandler_timeout=0
+
+(without the last two options pytest-timeout stops any test at 180 s, and the
+faulthandler prints every thread's stack at 120 s: a soak is not a hang).
 """
 
 from __future__ import annotations

@@ -26,12 +26,10 @@ client outlives the engine thread: it is let go when the pool is terminated, or 
 is closed and every call submitted before has ended (an ``imap`` begun before
 ``close()`` still refills and finishes all its items).
 
-Items are batched by the job (adaptive chunks), so one Dask task carries many items.
-Dask reschedules the tasks of a worker that dies; a task that keeps killing its
-workers comes back as ``KilledWorker`` and fails as :class:`WorkerCrashedError`.
-A result lost with its worker before we fetched it, or a task the cluster dropped (its
-scattered input lost), is sent again: the pool breaks only when the scheduler is gone,
-and then every later call says so (``closed_error()`` names the lost scheduler).
+One Dask task carries a batch of items. A task that keeps killing its workers comes
+back as ``KilledWorker`` (:class:`WorkerCrashedError`). A result lost with its worker
+before we fetched it, or a task the cluster dropped, is sent again: the pool breaks only
+when the scheduler is gone, and then every later call says so.
 A timed batch's clock starts when the worker says it started running it (a Dask
 event), so waiting for a worker, transfers and a fresh worker's imports do not count.
 Dask cannot stop a running task: a batch past its ``timeout=`` fails at once with
@@ -49,6 +47,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from .. import _registry
@@ -75,6 +74,7 @@ HEALTH_SECONDS = 1.0  # how often the cluster's workers are counted while work r
 NO_WORKERS_SECONDS = 60.0  # work waiting this long on a cluster with no workers fails
 START_SECONDS = 10.0  # a timed batch not started this long past its timeout fails anyway
 FETCH_TRIES = 3  # a finished batch whose result cannot be fetched this many times fails
+FETCH_IN_ROW = 5  # this many failed fetches in a row, of any batches, break the pool
 SCATTER_SECONDS = 60.0  # bound on sending one large function or argument list to the cluster
 
 
@@ -131,13 +131,14 @@ class DaskBackend(Backend):
         self._calls: set[Job] = set()
         # The engine thread's own:
         self._running: dict[str, _Task] = {}
-        self._held: Batch | None = None  # a timed batch waiting for a free worker thread
+        self._held: deque[Batch] = deque()  # timed single items waiting for a free worker thread
         self._functions: dict[int, tuple[Job, Any]] = {}  # job key -> (job, bytes or future)
         self._threads = 0  # worker threads in the cluster, as last counted
         self._checked = 0.0
         self._no_workers_since: float | None = None
         self._lost_reason: ClusterError | None = None
         self._unfetched_tries: dict[tuple[int, int], int] = {}  # (job key, batch start) -> failed fetches
+        self._unfetched_in_row = 0  # failed fetches since the last one that worked
         self._stats = {"tasks": 0, "items": 0, "crashes": 0, "timeouts": 0}
         _registry.register(self)
 
@@ -252,7 +253,7 @@ class DaskBackend(Backend):
             if self._lost_reason is not None:
                 self._end_with(self._lost_reason)
                 return
-            if self._running or self._held is not None or self._queue:
+            if self._running or self._held or self._queue:
                 continue
             # Idle. Clean up first, then decide under the lock (the base's handshake).
             self._forget_finished()
@@ -316,13 +317,19 @@ class DaskBackend(Backend):
         """Submit batches while fewer than ``PER_THREAD`` per worker thread are in flight."""
         threads = max(1, self._threads)
         while len(self._running) < PER_THREAD * threads and self.state != TERMINATE:
-            batch = self._held or self._queue.pull()
-            self._held = None
+            batch = self._held.popleft() if self._held else self._queue.pull()
             if batch is None:
                 return
-            if batch.job.timeout is not None and len(self._running) >= threads:
-                self._held = batch  # a timed batch starts only on a free thread, so its clock is true
-                return
+            if batch.job.done_or_failed():  # a held item of a call that ended meanwhile
+                batch.job.batch_failed(batch, self.closed_error())  # ended: only counted
+                continue
+            if batch.job.timeout is not None:
+                if len(batch.items) > 1:  # chunksize= with timeout=: one task per item, each its own clock
+                    self._held.extendleft(reversed(batch.job.split(batch, *[1] * len(batch.items))))
+                    continue
+                if len(self._running) >= threads:
+                    self._held.appendleft(batch)  # it starts only on a free thread, so its clock is true
+                    return
             self._send(batch)
 
     def _send(self, batch: Batch) -> None:
@@ -402,6 +409,7 @@ class DaskBackend(Backend):
                 self._unfetched(batch, exc)
                 return
             self._unfetched_tries.pop((batch.job.key, batch.start), None)
+            self._unfetched_in_row = 0
             self._done(batch, BatchReply(*reply))
         elif status == "error":
             self._errored(batch, future)
@@ -411,8 +419,13 @@ class DaskBackend(Backend):
     def _unfetched(self, batch: Batch, exc: Exception) -> None:
         """A finished batch's result could not be fetched: it died with its worker (Dask
         reschedules it while the client still calls it finished; we send it again), or
-        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures in a
-        row its items fail: the pool stays up."""
+        the connection is gone (the pool breaks). After ``FETCH_TRIES`` failures its
+        items fail, and the pool stays up; after ``FETCH_IN_ROW`` failures in a row of
+        any batches the cluster is not serving results, and the pool breaks (each
+        fetch waits up to ``RPC_SECONDS``: a call fails, it never hangs)."""
+        self._unfetched_in_row += 1
+        if self._unfetched_in_row >= FETCH_IN_ROW:  # every fetch fails: the cluster is not serving
+            self._lost(f"{self._unfetched_in_row} results in a row could not be fetched ({type(exc).__name__}: {exc})")
         key = (batch.job.key, batch.start)
         tries = self._unfetched_tries.get(key, 0) + 1
         if tries < FETCH_TRIES:
@@ -543,9 +556,8 @@ class DaskBackend(Backend):
         tasks = list(self._running.values())
         self._running.clear()
         batches = [t.batch for t in tasks]
-        if self._held is not None:
-            batches.append(self._held)
-            self._held = None
+        batches.extend(self._held)
+        self._held.clear()
         for batch in batches:
             self._fail(batch.job, error)
             batch.job.batch_failed(batch, error)  # the job has ended: only counted
@@ -585,10 +597,10 @@ def _split_or_fail(batch: Batch, error: BaseException) -> None:
 
 
 def _timeout_error(batch: Batch, started: bool) -> TaskTimeoutError:
+    """A timed batch (one item) ran past its timeout, or never started in time."""
     timeout = float(batch.job.timeout or 0.0)  # set: only timed batches have deadlines
     if started:
-        rest = f" (with the rest of its chunk, {items_label(batch)})" if len(batch.items) > 1 else ""
-        consequence = f"Dask cannot stop a running task, so its worker thread runs on until the function returns{rest}"
+        consequence = "Dask cannot stop a running task, so its worker thread runs on until the function returns"
         return timeout_error(batch.start, timeout, consequence)
     return TaskTimeoutError(
         f"{items_label(batch)} did not start within {timeout + START_SECONDS:g} s (its timeout of {timeout:g} s "
