@@ -1,16 +1,19 @@
 """The loop a worker process runs: receive a batch, run it, send the results back.
 
 The messages are those of :mod:`pathos._workers._protocol`. Besides its pipe, each
-worker has a *progress slot*: three float64s in memory shared with the parent
+worker has a *progress slot*: three int64s in memory shared with the parent
 (``[batch id, offset of the running item, when it started]``), written before each item.
 The parent reads it only when it needs to: when the worker dies (which item killed
-it, so only that item fails and the items after it are run again, never the ones
-before), and for ``timeout=`` (each item's own clock). Writing it costs a store per item.
+it, so only that item fails and the items after it, which never ran, are run again),
+and for ``timeout=`` (each item's own clock). Writing it costs a store per item (about
+30 ns, measured against the plain loop, for ``x + 1``).
 
 Items that finished are sent ahead in :class:`Partial` messages when the parent asks
 (``Run.flush_after`` is not None: the job's items are slow, timed or not measured yet),
-at most every ``flush_after`` seconds, and always before an ``os._exit()`` called by a task: a crash
-later in the batch then loses no result that was already computed, so nothing runs twice.
+at most every ``flush_after`` seconds, and always before an ``os._exit()`` called by a
+task: a crash later in the batch then loses no result that was already computed, so
+nothing runs twice. (Items measured to be quick are not sent ahead: after a crash by a
+signal, those of the batch that had finished run again, a few milliseconds of work.)
 
 The worker maps the parent's argument segments for one batch and unmaps them after;
 ``kept`` names those it could not unmap because the function kept an argument (see
@@ -48,11 +51,11 @@ from ._protocol import (
 
 __all__ = ["SLOT_BATCH", "SLOT_ITEM", "SLOT_SINCE", "SLOT_SIZE", "cpu_budget", "error_payload", "run_worker"]
 
-Slot = Any  # a memoryview of float64s (typeshed types memoryview items as int)
+Slot = Any  # a memoryview of int64s: [batch id, item offset, time.monotonic_ns() it began]
 
-# The progress slot's fields (float64 each).
+# The progress slot's fields (int64 each; an int store is the cheapest per item).
 SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE = 0, 1, 2, 3
-LOADING = -1.0  # SLOT_ITEM while the batch's function and arguments are being loaded
+LOADING = -1  # SLOT_ITEM while the batch's function and arguments are being loaded
 
 # How many cores a pool created inside this worker may use by default (see _config).
 _cpu_budget: int | None = None
@@ -118,7 +121,7 @@ def run_worker(conn: Connection, setup: bytes, slot_memory: Any = None) -> None:
         except Exception as exc:
             conn.send_bytes(encode(InitError(error_payload(exc))))
             return
-    slot = memoryview(slot_memory).cast("B").cast("d") if slot_memory is not None else _private_slot()
+    slot = memoryview(slot_memory).cast("B").cast("q") if slot_memory is not None else _private_slot()
     os._exit = _exit_hook  # a task's os._exit() first sends what the batch finished
     conn.send_bytes(encode(Ready(os.getpid())))
     try:
@@ -131,7 +134,7 @@ def run_worker(conn: Connection, setup: bytes, slot_memory: Any = None) -> None:
 
 
 def _private_slot() -> Slot:
-    return memoryview(bytearray(8 * SLOT_SIZE)).cast("d")
+    return memoryview(bytearray(8 * SLOT_SIZE)).cast("q")
 
 
 def _serve(conn: Connection, max_memory: int | None, prefix: str | None, slot: Slot) -> None:
@@ -147,7 +150,7 @@ def _serve(conn: Connection, max_memory: int | None, prefix: str | None, slot: S
         if declining:
             _send(conn, Declined(message.batch_id))
             continue
-        slot[SLOT_SINCE] = time.monotonic()
+        slot[SLOT_SINCE] = time.monotonic_ns()
         slot[SLOT_ITEM] = LOADING
         slot[SLOT_BATCH] = message.batch_id
         for old in message.forget:
@@ -270,13 +273,14 @@ class _BatchRun:
         ``timeout=`` clock), and finished ones are sent ahead every ``flush_after`` s."""
         slot, values, errors = self.slot, self.values, self.errors
         append = values.append
-        monotonic = time.monotonic
-        last = monotonic()
+        monotonic_ns = time.monotonic_ns
+        flush_ns = int(flush_after * 1e9)
+        last = monotonic_ns()
         for i, args in enumerate(items):
-            now = monotonic()
-            if i > self.sent and now - last >= flush_after:
+            now = monotonic_ns()
+            if i > self.sent and now - last >= flush_ns:
                 self.flush(i)
-                last = now = monotonic()
+                last = now = monotonic_ns()
             slot[SLOT_SINCE] = now
             slot[SLOT_ITEM] = i
             try:

@@ -111,8 +111,8 @@ class WorkerProcess:
         _prctl()  # looked up here, so that a forked child finds it ready
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.slot_memory = ctx.RawArray("b", 8 * SLOT_SIZE)
-        self.slot: Any = memoryview(self.slot_memory).cast("B").cast("d")  # float64s
-        self.slot[SLOT_BATCH] = -1.0
+        self.slot: Any = memoryview(self.slot_memory).cast("B").cast("q")  # int64s (see _main)
+        self.slot[SLOT_BATCH] = -1
         self.process = ctx.Process(
             target=run_worker, args=(child_conn, setup, self.slot_memory), name="pathos-worker", daemon=False
         )
@@ -237,7 +237,7 @@ class WorkerProcess:
             return None
         if self.slot[SLOT_BATCH] != self.outstanding[0][0]:
             return None
-        return float(self.slot[SLOT_SINCE])  # if the worker moved on meanwhile: later, harmless
+        return float(self.slot[SLOT_SINCE]) / 1e9  # if the worker moved on meanwhile: later, harmless
 
     # -- ending -------------------------------------------------------------------
     @property
