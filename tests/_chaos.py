@@ -74,7 +74,7 @@ SHARED_PARALLEL_ID = "test-parallel-shared"  # conftest's shared local Dask clus
 # KNOWN_OPEN: bugs still open with every engine branch merged, each kept by an xfail test
 # in tests/test_chaos_regressions.py; left out so that the suite hunts for new ones.
 # PATHOS_CHAOS_AVOID=none puts them back in.
-KNOWN_OPEN = frozenset({"serial:sysexit"})  # issue 9 #16 on SerialPool (owners: core, job)
+KNOWN_OPEN: frozenset[str] = frozenset()  # none left with core, job, proc and dask merged
 _avoid = os.environ.get("PATHOS_CHAOS_AVOID", "")
 AVOID = frozenset(filter(None, _avoid.split(","))) | (frozenset() if _avoid == "none" else KNOWN_OPEN)
 

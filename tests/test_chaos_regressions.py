@@ -143,14 +143,7 @@ def test_a_late_item_fails_alone_in_its_batch(kind: str) -> None:
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param(
-            "serial",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="issue 9 #16, still open with core+job+proc+dask merged: the serial backend runs items "
-                "through _job.call_items, which keeps only Exception per item (owners: core, job)",
-            ),
-        ),
+        pytest.param("serial", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch core")),
         pytest.param("thread", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch core")),
         pytest.param("process", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch proc")),
     ],
