@@ -43,7 +43,6 @@ def _outcomes(it: Any, limit: int) -> list[Any]:
 # -- issue 9 #1: a child never sees its parent's pools --------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 #1, fixed on branch core (pool cache reset after fork)")
 def test_nested_pool_with_the_default_id_in_a_forked_worker() -> None:
     # The outer pool is cached under the default id (2); a worker forked from this
     # process used to find it in its copy of the cache and wait on a manager thread
@@ -57,7 +56,6 @@ def test_nested_pool_with_the_default_id_in_a_forked_worker() -> None:
         pool.clear()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 #1, fixed on branch core (pool cache reset after fork)")
 @pytest.mark.parametrize("cls", [ThreadPool, ProcessPool], ids=["thread", "process"])
 def test_a_forked_child_gets_new_pools(cls: Any) -> None:
     # Chaos: kind=thread seed=928562427, steps: ThreadPool(2) created, then os.fork().
@@ -95,7 +93,6 @@ def _breaks_after(n: int) -> Iterator[Any]:
     raise KeyError("the input broke")
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 #6, fixed on branch job (ResultIterator input errors)")
 @pytest.mark.parametrize("kind", ["serial", "thread", "process"])
 @pytest.mark.parametrize("n", [6, 40], ids=["in-first-window", "later"])
 def test_imap_input_error_comes_after_every_item_read(kind: str, n: int) -> None:
@@ -119,8 +116,8 @@ def test_imap_input_error_comes_after_every_item_read(kind: str, n: int) -> None
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("thread", marks=pytest.mark.xfail(strict=False, reason="issue 9 #9, fixed on branch core")),
-        pytest.param("process", marks=pytest.mark.xfail(strict=False, reason="issue 9 #9, fixed on branch proc")),
+        "thread",
+        "process",
     ],
 )
 def test_a_late_item_fails_alone_in_its_batch(kind: str) -> None:
@@ -143,9 +140,9 @@ def test_a_late_item_fails_alone_in_its_batch(kind: str) -> None:
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("serial", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch core")),
-        pytest.param("thread", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch core")),
-        pytest.param("process", marks=pytest.mark.xfail(strict=False, reason="issue 9 #16, fixed on branch proc")),
+        "serial",
+        "thread",
+        "process",
     ],
 )
 def test_system_exit_in_a_task_comes_back_as_itself(kind: str) -> None:
