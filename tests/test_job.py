@@ -195,8 +195,40 @@ def test_a_wrong_seed_cannot_make_one_batch_of_a_whole_call() -> None:
     first = batcher.size(400)
     assert first <= UNMEASURED_BATCH_ITEMS and first <= math.ceil(400 / 4)
     batcher.record(10, 1e-6)  # its own items are cheap too: the floor now applies
-    assert batcher.size(400) <= math.ceil(400 / 4)
-    assert batcher.size(10) <= math.ceil(10 / 4)  # the tail: still one batch per worker at least
+    assert _cut(batcher, 400) == [100] * 4  # the tail: one equal piece per worker, not one batch
+    fresh = Batcher(nodes=4)
+    fresh.record(10, 1e-6)
+    assert fresh.size(10) <= math.ceil(10 / 4)
+
+
+def _cut(batcher: Batcher, waiting: int) -> list[int]:
+    """The batch sizes the batcher cuts from ``waiting`` items, taken one after another."""
+    sizes = []
+    while waiting:
+        sizes.append(min(batcher.size(waiting), waiting))
+        waiting -= sizes[-1]
+    return sizes
+
+
+def test_a_seed_gives_each_worker_a_short_first_batch_then_shares() -> None:
+    batcher = Batcher(nodes=2)
+    batcher.seed(1e-7)  # right or wrong, it is not this job's own timing
+    assert [batcher.size(100_000) for _ in range(2)] == [UNMEASURED_BATCH_ITEMS] * 2
+    assert batcher.size(100_000) == 100_000 // 4  # then half a worker's share, as a measured job
+    slow = Batcher(nodes=4)
+    slow.seed(1e-7)  # wrong: the items take 10 ms; with 4 workers, no batch is over a worker's share
+    assert max(_cut(slow, 400)) <= 400 // 4
+
+
+def test_the_tail_of_a_tiny_task_call_is_not_halved_down_to_single_items() -> None:
+    # 100k tasks of 0.1 us on 2 workers: the balance share shrinks the batches, then the
+    # rest (under the 1 ms floor per worker) goes as one piece per worker. Halving the
+    # tail down to 1 item cost about 15 more round trips per call.
+    batcher = Batcher(nodes=2)
+    batcher.record(1000, 1e-4)
+    sizes = _cut(batcher, 100_000)
+    assert sum(sizes) == 100_000 and len(sizes) <= 12, sizes
+    assert sizes[-1] == sizes[-2] and min(sizes) > 1000
 
 
 def test_batches_grow_with_measured_speed_and_honour_chunksize_and_timeout() -> None:

@@ -3,10 +3,15 @@
 The first batches of a job hold one item each; once items are timed, a batch aims at
 ``TARGET_BATCH_SECONDS`` of work, but never more than an even share of what is left
 (half a worker's share), so load stays balanced, nor less than ``MIN_BATCH_SECONDS`` of
-work, unless that would be more than a worker's share. A timing remembered from an
-earlier call of the same function (a *seed*) sizes the first batches at once, but until
-the job has timed items of its own they hold at most ``UNMEASURED_BATCH_ITEMS``: a
-wrong seed costs a few short batches, never a whole call run as one batch.
+work, unless that would be more than a worker's share. When the rest of a call is less
+than that floor per worker (its *tail*), it is cut into one equal piece per worker, once:
+the tail does not dwindle into ever smaller halves (each batch costs a round trip).
+
+A timing remembered from an earlier call of the same function (a *seed*) sizes the
+first batches at once, but until the job has timed items of its own the first batch of
+each worker holds at most ``UNMEASURED_BATCH_ITEMS``, and no batch more than a worker's
+share of what is left: a wrong seed costs one short batch per worker, never a whole
+call run as one batch, and a right one costs no more than that.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ __all__ = [
 TARGET_BATCH_SECONDS = 0.02
 QUICK_BATCH_SECONDS = 0.002  # batches this short may be queued behind each other
 MIN_BATCH_SECONDS = 0.001  # the smallest batch worth sending, in measured work
-UNMEASURED_BATCH_ITEMS = 64  # the most items in a batch cut before the job timed its own
+UNMEASURED_BATCH_ITEMS = 64  # the most items in each worker's first batch, before the job timed its own
 
 
 class Batcher:
@@ -45,6 +50,8 @@ class Batcher:
         self._seconds = 0.0  # measured seconds ...
         self._timed = 0  # ... over this many items
         self._own = False  # some of them were this job's own (not only a seed)
+        self._short_left = self.nodes  # first batches (one per worker) still held to UNMEASURED_BATCH_ITEMS
+        self._tail: tuple[int, int] | None = None  # (piece size, items waiting when the tail began)
 
     def seed(self, seconds: float) -> None:
         """Start from an earlier call's seconds per item, worth one measured item, so
@@ -84,8 +91,20 @@ class Batcher:
         # Never below about MIN_BATCH_SECONDS of work, so the tail of a call does not
         # dwindle into batches that cost more to send than to run; but that floor never
         # exceeds a worker's share of what is left, so it cannot leave workers idle.
-        floor = min(max(1, int(size * MIN_BATCH_SECONDS / TARGET_BATCH_SECONDS)), math.ceil(waiting / self.nodes))
+        floor = max(1, int(size * MIN_BATCH_SECONDS / TARGET_BATCH_SECONDS))
+        floor = min(floor, self._tail_piece(waiting, floor))
         size = min(size, max(share, floor))
-        if not self._own:
+        if not self._own and self._short_left > 0:
+            self._short_left -= 1
             size = min(size, UNMEASURED_BATCH_ITEMS)
         return max(1, size)
+
+    def _tail_piece(self, waiting: int, floor: int) -> int:
+        """A worker's share of the tail, fixed when the tail begins (more input resets it)."""
+        if self._tail is not None and waiting <= self._tail[1]:
+            return self._tail[0]
+        piece = math.ceil(waiting / self.nodes)
+        # The tail begins when the floor no longer fits in a worker's share; before that
+        # the cap is the share itself, recomputed each time.
+        self._tail = (piece, waiting) if floor > piece else None
+        return piece
