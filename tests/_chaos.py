@@ -291,10 +291,9 @@ def _item_of(error: BaseException) -> Any:
 
 
 def _exit_code(error: SystemExit) -> Any:
-    """Its code; from its args where the code was lost in transit: once ``distributed``
-    is imported, tblib rebuilds exceptions without ``__init__`` (code None). That bug is
-    kept by test_chaos_regressions.py; here the position still counts."""
-    return error.args[0] if error.code is None and error.args else error.code
+    """Its code, which must survive the trip whatever the process imported (tblib's hook,
+    installed by ``distributed``, once lost it: see test_chaos_regressions.py)."""
+    return error.code
 
 
 def describe(outcome: Any) -> str:

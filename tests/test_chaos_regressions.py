@@ -7,8 +7,12 @@ once the fix lands, and then the marker can go). Every wait is bounded: a hang f
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from typing import Any, Iterator
 
@@ -179,7 +183,6 @@ def test_chaos_items_fail_for_their_own_cause() -> None:
         pool.clear()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 #16, open with every engine branch merged; owners: proc, dask")
 def test_system_exit_keeps_its_code_once_distributed_is_imported() -> None:
     # Merged engine, chaos soak seed 20261126, kind=fork seed=120820133: after the soak's
     # parallel rounds, uimap gave SystemExit with code None for item 22 (str() still
@@ -194,3 +197,119 @@ def test_system_exit_keeps_its_code_once_distributed_is_imported() -> None:
     finally:
         pool.terminate()
         pool.clear()
+
+
+# Every kind of exception a task raises comes back whole (type, args, attributes), whether
+# or not the process imported ``distributed`` (whose tblib hook rebuilt exceptions without
+# ``__init__``). Each run is a fresh interpreter, so the import state is the one named.
+EXCEPTIONS_SCRIPT = textwrap.dedent(
+    """
+    import errno, json, sys
+
+    if sys.argv[2] == "distributed":
+        import distributed  # noqa: F401  (installs tblib's pickling for every exception)
+
+    from pathos._serialize import dumps, loads
+    from pathos.pools import ParallelPool, ProcessPool
+
+
+    class TwoArgs(Exception):  # __init__ takes what args does not hold: plain pickle fails
+        def __init__(self, a, b):
+            super().__init__(f"{a}/{b}")
+            self.a, self.b = a, b
+
+
+    class Reduced(Exception):  # its own __reduce__
+        def __init__(self, x):
+            super().__init__()
+            self.x = x
+
+        def __reduce__(self):
+            return (Reduced, (self.x,))
+
+
+    CASES = {
+        "SystemExit": lambda: SystemExit(3),
+        "KeyboardInterrupt": lambda: KeyboardInterrupt("stop"),
+        "GeneratorExit": lambda: GeneratorExit("closed"),
+        "OSError": lambda: OSError(errno.ENOENT, "missing", "/no/such", None, "/other"),
+        "TwoArgs": lambda: TwoArgs(1, "b"),
+        "Reduced": lambda: Reduced([5]),
+    }
+
+
+    def facts(exc):
+        names = ("code", "errno", "strerror", "filename", "filename2")
+        attrs = {n: getattr(exc, n) for n in names if hasattr(exc, n)}
+        return [type(exc).__name__, list(exc.args), attrs, {k: v for k, v in vars(exc).items()}]
+
+
+    def task(name):
+        raise CASES[name]()
+
+
+    def outcome(pool_kind, name):
+        if pool_kind == "serialize":
+            try:
+                return facts(loads(dumps(CASES[name]())))
+            except Exception as exc:
+                return f"would not travel: {exc!r}"
+        try:
+            pool.pipe(task, name)
+        except BaseException as exc:
+            return facts(exc)
+        return "no exception"
+
+
+    if __name__ == "__main__":
+        pool_kind = sys.argv[1]
+        pool = None
+        if pool_kind == "process":
+            pool = ProcessPool(2, id="exceptions-process")
+        elif pool_kind == "parallel":
+            pool = ParallelPool(2, id="exceptions-parallel")
+        try:
+            got = {name: [outcome(pool_kind, name), facts(make())] for name, make in CASES.items()}
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.clear()
+        print(json.dumps(got))
+    """
+)
+EXCEPTION_KINDS = ["SystemExit", "KeyboardInterrupt", "GeneratorExit", "OSError", "TwoArgs", "Reduced"]
+EXCEPTION_RUNS = [
+    ("serialize", "plain"),
+    ("serialize", "distributed"),
+    ("process", "plain"),
+    ("process", "distributed"),
+    ("parallel", "distributed"),  # a ParallelPool imports distributed itself
+]
+_exception_runs: dict[tuple[str, str], Any] = {}
+
+
+def _exceptions_run(tmp_path_factory: Any, pool_kind: str, imports: str) -> Any:
+    """The script's outcomes for one (pool, import state), run once for all exception kinds."""
+    key = (pool_kind, imports)
+    if key not in _exception_runs:
+        if "distributed" in (imports, pool_kind) or pool_kind == "parallel":
+            pytest.importorskip("distributed")
+        script = tmp_path_factory.mktemp("exceptions") / "raise_them.py"
+        script.write_text(EXCEPTIONS_SCRIPT)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        out = subprocess.run(
+            [sys.executable, str(script), pool_kind, imports], capture_output=True, text=True, timeout=180, env=env
+        )
+        _exception_runs[key] = (out.returncode, out.stdout, out.stderr)
+    returncode, stdout, stderr = _exception_runs[key]
+    assert returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", EXCEPTION_KINDS)
+@pytest.mark.parametrize(("pool_kind", "imports"), EXCEPTION_RUNS)
+def test_exceptions_come_back_whole_whatever_is_imported(
+    tmp_path_factory: Any, pool_kind: str, imports: str, name: str
+) -> None:
+    got, expected = _exceptions_run(tmp_path_factory, pool_kind, imports)[name]
+    assert got == expected

@@ -195,7 +195,50 @@ def _install_globals(extra: bytes) -> None:
 def _override(obj: Any, top: Any = None) -> Any:
     if isinstance(obj, type) and obj is not top and _needs_value(obj):
         return _class_reduction(obj)
+    if isinstance(obj, BaseException):
+        return _exception_reduction(obj)
     return NotImplemented
+
+
+def _exception_reduction(exc: BaseException) -> Any:
+    """An exception by its class's own pickling, never by ``copyreg``'s table.
+
+    The table is process-wide state that other libraries change: importing
+    ``distributed`` registers tblib's reducer for every exception class, which rebuilds
+    an exception without calling its ``__init__``, so ``SystemExit(3).code`` comes back
+    None and ``OSError`` loses its ``errno``. The class's ``__reduce_ex__`` (a custom
+    ``__reduce__`` included) is what plain pickle uses without such a library, so the
+    bytes no longer depend on what the process imported. Loading goes through
+    :func:`_load_exception`, which also copes with an ``__init__`` that will not take
+    the exception's own ``args`` back.
+    """
+    try:
+        reduced = exc.__reduce_ex__(PROTOCOL)
+    except Exception:
+        return NotImplemented  # let the pickler try its usual ways (and name the culprit)
+    if not isinstance(reduced, tuple) or len(reduced) < 2:
+        return NotImplemented
+    make, make_args = reduced[0], reduced[1]
+    return (_load_exception, (make, make_args, type(exc), exc.args), *reduced[2:])
+
+
+def _load_exception(
+    make: Callable[..., Any],
+    make_args: tuple[Any, ...],
+    cls: type[BaseException],
+    args: tuple[Any, ...],
+) -> Any:
+    """Rebuild an exception as its class's pickling says; if that call fails (an
+    ``__init__`` whose signature differs from the ``args`` it stores, which plain pickle
+    cannot load either), make the instance without ``__init__`` and give it its
+    ``args``. The state (``__dict__``) the pickler sends is applied afterwards either way.
+    """
+    try:
+        return make(*make_args)
+    except Exception:
+        exc = cls.__new__(cls)
+        exc.args = args
+        return exc
 
 
 class _FastPickler(pickle.Pickler):
