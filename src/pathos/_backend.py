@@ -264,6 +264,10 @@ class Backend:
         """Wait until a closed backend's engine has exited (``timeout`` seconds at most)."""
         self._engine_exited.wait(timeout)
 
+    def joined(self) -> bool:
+        """True if no engine runs (:meth:`join` would return at once)."""
+        return self._engine_exited.is_set()
+
     def closed_error(self) -> PoolClosedError:
         """The error for work given to this backend now that it is not running: it
         names the reason the backend died (``_broken``) when it died of one."""

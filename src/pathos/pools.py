@@ -8,14 +8,17 @@ the caller. Thread and serial pools pass the very same objects.
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from ._backend import Backend
 from ._config import cpu_count, parse_context, parse_memory
-from ._pool import WorkerPool
+from ._pool import TERMINATE_JOIN_SECONDS, WorkerPool
 from ._stdpool import _ProcessPool, _ThreadPool
 
 __all__ = ["ParallelPool", "ProcessPool", "SerialPool", "ThreadPool", "_ProcessPool", "_ThreadPool", "_clear"]
+
+CLEAR_JOIN_SECONDS = TERMINATE_JOIN_SECONDS  # _clear() lets running work finish this long, then terminates it
 
 
 class ProcessPool(WorkerPool):
@@ -244,7 +247,10 @@ def _clear(type: Any = None) -> None:
     """Shut down and forget the cached pools of every pool class, or of one.
 
     pathos only forgot them, leaving their workers running; here each is closed and
-    joined first, so nothing outlives the call.
+    joined first, so nothing outlives the call. The wait is bounded: work still running
+    after ``CLEAR_JOIN_SECONDS`` (a stuck task) is terminated, its call fails with
+    ``PoolClosedError``, and each engine is then waited for ``TERMINATE_JOIN_SECONDS``
+    at most, as ``terminate()`` does.
 
     Raises:
         NotImplementedError: for ``_ProcessPool``/``_ThreadPool`` (use their close()).
@@ -258,10 +264,16 @@ def _clear(type: Any = None) -> None:
         classes = (type,)
     else:
         raise TypeError(f"'{type}' is not one of the pathos.pools")
+    backends: list[Backend] = []
     for cls in classes:
-        backends = list(cls.__state__.values())
+        backends.extend(cls.__state__.values())
         cls.__state__.clear()
-        for backend in backends:
-            backend.close()
-        for backend in backends:
-            backend.join()
+    for backend in backends:
+        backend.close()
+    deadline = time.monotonic() + CLEAR_JOIN_SECONDS  # one bound for all of them together
+    for backend in backends:
+        backend.join(max(0.0, deadline - time.monotonic()))
+    for backend in backends:
+        if not backend.joined():  # still running after the grace period: stop it as terminate() does
+            backend.terminate()
+            backend.join(TERMINATE_JOIN_SECONDS)

@@ -71,8 +71,8 @@ class Events(Backend):
     _stats: dict[str, int]
     _start_deaths: int
     _last_liveness: float
-    _init_error: BaseException | None  # shared with callers, under self._lock
-    _generation: int  # shared with callers, under self._lock
+    _init_failure: tuple[int, BaseException] | None  # the manager's own
+    _calls: int  # shared with callers, under self._lock
 
     # -- writing and bookkeeping ---------------------------------------------------------
     def _remove(self, worker: WorkerProcess) -> None:
@@ -186,10 +186,8 @@ class Events(Backend):
                 "fix the initializer, then call the pool again"
             )
             error.__cause__ = cause
-            with self._lock:
-                if worker.generation == self._generation:  # not a worker left over from an earlier call
-                    self._init_error = error
-            worker.killed_for = error
+            self._record_init_failure(worker, error)
+            worker.killed_for = error  # the batches sent to it fail with it, whichever call they are of
 
     def _on_partial(self, worker: WorkerProcess, partial: Partial) -> None:
         """The first items of the running batch finished: settle them now."""
@@ -320,10 +318,32 @@ class Events(Backend):
             f"{self._start_deaths} worker process(es) in a row {exit_reason(exitcode)} before they were "
             f"ready; the pool stopped starting new ones. {self._start_hint(exitcode)}"
         )
-        with self._lock:
-            if worker.generation == self._generation:
-                self._init_error = error
+        self._record_init_failure(worker, error)
         self._start_deaths = 0
+
+    # The start gate. Two states, both owned by this thread: OPEN (``_init_failure`` is
+    # None: workers are started as needed) and FAILED (the initializer failed in a worker
+    # started since the last call: no worker is started, waiting batches fail with the
+    # error). OPEN -> FAILED in _record_init_failure; FAILED -> OPEN in _init_error_now,
+    # once a call has been submitted since. Callers only count calls (``_calls``); they
+    # never touch the gate, so the error cannot change between a check and its use.
+    def _calls_now(self) -> int:
+        with self._lock:
+            return self._calls
+
+    def _record_init_failure(self, worker: WorkerProcess, error: BaseException) -> None:
+        """OPEN -> FAILED, unless a call came after ``worker`` was started (that call gets
+        fresh workers: another try)."""
+        if worker.generation == self._calls_now():
+            self._init_failure = (worker.generation, error)
+
+    def _init_error_now(self) -> BaseException | None:
+        """The error that keeps the gate FAILED, or None (OPEN; FAILED -> OPEN if a call
+        was submitted since the failing workers were started)."""
+        failure = self._init_failure
+        if failure is not None and failure[0] != self._calls_now():
+            self._init_failure = failure = None
+        return None if failure is None else failure[1]
 
     def _start_hint(self, exitcode: int | None) -> str:
         if exitcode == MAIN_GUARD_EXIT:

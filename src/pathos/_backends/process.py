@@ -108,17 +108,19 @@ class ProcessBackend(Events):
         self._held: tuple[Batch, bytes] | None = None  # a batch no worker had room for yet
         self._start_deaths = 0  # workers in a row that died before they were ready
         self._last_liveness = 0.0
-        # Shared with callers, under self._lock:
-        self._init_error: BaseException | None = None
-        self._generation = 0  # bumped by each call; an initializer's failure counts for later calls only
+        # (calls counted when the failing workers were started, the error): while set and
+        # no call has come since, no worker is started and waiting batches fail with it.
+        self._init_failure: tuple[int, BaseException] | None = None
+        # Shared with callers, under self._lock (they only count; the manager decides):
+        self._calls = 0  # calls submitted so far; a new one gives a failing initializer another try
         self._stats = {"batches": 0, "items": 0, "crashes": 0, "timeouts": 0, "replaced": 0}
         _registry.register(self)
 
     # -- the caller's side ------------------------------------------------------------
     def submit(self, job: Job) -> None:
-        with self._lock:  # a new call gives a failing initializer another try
-            self._init_error = None
-            self._generation += 1
+        # Counted before the job is queued, so the manager sees the count of any batch it pulls.
+        with self._lock:
+            self._calls += 1
         super().submit(job)
 
     def describe(self) -> dict[str, Any]:
@@ -257,12 +259,13 @@ class ProcessBackend(Events):
     def _spawn_missing(self) -> None:
         if self.state != RUN and not self._queue and not self._held:
             return
-        if self._init_error is not None:
+        if self._init_error_now() is not None:
             return
         assert self._selector is not None
+        calls = self._calls_now()
         while sum(not w.stopping for w in self._workers) < self.nodes:
             worker = WorkerProcess(self._ctx, self._setup)
-            worker.generation = self._generation
+            worker.generation = calls
             self._workers.append(worker)
             self._selector.register(worker.fd, selectors.EVENT_READ, (worker, "conn"))
             for fd in worker.exit_fds:
@@ -298,14 +301,11 @@ class ProcessBackend(Events):
     # -- sending ----------------------------------------------------------------------
     def _dispatch(self) -> None:
         batch: Batch | None
-        if self._init_error is not None:  # no worker can start: every waiting batch fails now
-            if self._held is not None:
-                held, self._held = self._held[0], None
-                self._release(held)
-                held.job.batch_failed(held, self._init_error)
-            while (queued := self._queue.pull()) is not None:
-                queued.job.batch_failed(queued, self._init_error)
-            return
+        error = self._init_error_now()
+        if error is not None:
+            if self._fail_waiting(error):
+                return
+            self._spawn_missing()  # a new call reopened the pool: its workers start now
         while True:
             if self._held is None:
                 if self._pick(PREFETCH) is None:
@@ -323,6 +323,31 @@ class ProcessBackend(Events):
                 return
             self._held = None
             self._send(worker, batch, payload)
+
+    def _fail_waiting(self, error: BaseException) -> bool:
+        """No worker can start: fail every waiting batch with the initializer's ``error``.
+
+        Returns:
+            True when all were failed; False if a call came meanwhile (the batch pulled
+            last is then held, to run on fresh workers).
+        """
+        if self._held is not None:
+            held, self._held = self._held[0], None
+            self._release(held)
+            held.job.batch_failed(held, error)
+        while (batch := self._queue.pull()) is not None:
+            # Race: a call submitted after _dispatch() looked may have queued this very
+            # batch. submit() counts a call before it queues the job, so looking again
+            # now, after the pull, sees that call: it gets another try, not the old
+            # error. (The error is a local here: no other thread can clear it under us,
+            # which once made such a batch "fail" with None and pipe() return None.)
+            if self._init_error_now() is None:
+                payload = self._encode(batch)
+                if payload is not None:
+                    self._held = (batch, payload)
+                return False
+            batch.job.batch_failed(batch, error)
+        return True
 
     def _depth(self, batch: Batch) -> int:
         """How many batches a worker may hold when this one is sent to it.
