@@ -154,12 +154,16 @@ def test_mp_map() -> None:
 
 
 @pytest.mark.usefixtures("default_pools")
-def test_pp_map() -> None:
+def test_pp_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathos.pools import ParallelPool
     from pathos.pp_map import pp_map, ppmap, print_stats, stats
 
     gen = ppmap(2, lambda n: (n, sum(range(n))), range(1, 4))
     assert list(gen) == [(1, 0), (2, 1), (3, 3)]
     assert pp_map(pow, [2, 3], [2, 2], ncpus=2) == [4, 9]
+    # With no cached ParallelPool (other tests may leave one with a cluster, which
+    # stats() would then report), pathos's wording:
+    monkeypatch.setattr(ParallelPool, "__state__", {})
     assert stats().startswith("Stats are not available")
     print_stats()
 
