@@ -412,10 +412,16 @@ def _flush_after(batch: Batch) -> float | None:
 
     Items measured to be quick: never (a crash reruns the finished items of that batch,
     a few milliseconds of work). Unmeasured small batches: after every item, which costs
-    a message per item for the first batch per worker only. Otherwise every millisecond
-    at most: items slower than that are each sent on their own.
+    a message per item for the first batch per worker only. Timed jobs: after every
+    item. Otherwise every millisecond at most: items slower than that are each sent on
+    their own.
     """
     job = batch.job
+    if job.timeout is not None:
+        # Timed: each result is sent before the next item's clock starts. A timeout kill
+        # then never takes a finished result with it (which would run that item again,
+        # with retries=0 too: README "Failures and timeouts", promise 4).
+        return 0.0
     per_item = job.item_seconds()
     if per_item is None:
         return 0.0 if len(batch.items) <= EAGER_ITEMS else FLUSH_SECONDS
