@@ -37,6 +37,7 @@ import itertools
 import multiprocessing
 import os
 import selectors
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -91,6 +92,7 @@ class ProcessBackend(Events):
         super().__init__(nodes)
         _refuse_while_bootstrapping()
         self._ctx = context if hasattr(context, "Process") else multiprocessing.get_context(context)
+        _import_start_modules(self._ctx)
         setup = (initializer, tuple(initargs), max_worker_memory, cpu_budget, os.getpid())
         self._setup = dumps(setup, what="initializer")
         self._has_initializer = initializer is not None
@@ -405,6 +407,31 @@ class ProcessBackend(Events):
                 self._kill(worker, self.closed_error() if self.state != RUN else _cancelled())
         if self._functions:
             self._forget_finished()
+
+
+def _start_modules(method: str) -> list[str]:
+    """The ``multiprocessing`` modules that starting a worker with ``method`` imports."""
+    if method == "fork":
+        return ["popen_fork"]
+    if method == "forkserver":
+        return ["popen_fork", "popen_forkserver", "forkserver"]
+    return ["popen_spawn_win32"] if sys.platform == "win32" else ["popen_fork", "popen_spawn_posix"]
+
+
+def _import_start_modules(ctx: Any) -> None:
+    """Import, in the caller's thread, what starting a worker imports.
+
+    ``multiprocessing`` imports its ``popen_*`` module on the first ``Process.start()``,
+    which here happens on the manager thread. A process forked meanwhile by another
+    thread (another pool's manager, or the user's code) copies the module half
+    initialized, and its own first start then fails with ``ImportError: cannot import
+    name 'Popen' from partially initialized module``. Imported here, before the manager
+    thread exists, the modules are complete in every child forked later.
+    """
+    import importlib
+
+    for name in (*_start_modules(ctx.get_start_method()), "connection", "sharedctypes"):
+        importlib.import_module(f"multiprocessing.{name}")
 
 
 def _flush_after(batch: Batch) -> float | None:
