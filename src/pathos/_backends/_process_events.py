@@ -25,6 +25,7 @@ from .._backend import TERMINATE, Backend
 from .._errors import SerializationError, WorkerCrashedError, WorkerInitError
 from .._job import Batch, Job
 from .._serialize import name_result_item
+from .._workers._main import SLOT_BATCH, SLOT_ITEM
 from .._workers._process import (
     MAIN_GUARD_EXIT,
     MAIN_GUARD_MESSAGE,
@@ -279,6 +280,10 @@ class Events(Backend):
         if offset is None:  # it had not begun this batch: nothing of it ran
             job.batch_unstarted(running)
             return
+        moved_on = self._moved_on(worker)
+        if offset < 0 and moved_on:  # killed for the batch before, as it began loading this one
+            job.batch_unstarted(running)
+            return
         if offset < 0:  # it died loading the batch: the function or an argument did it
             culprit = running
         else:
@@ -289,11 +294,41 @@ class Events(Backend):
             culprit, *after = parts
             for batch in after:
                 job.batch_unstarted(batch)  # never ran
-        if worker.killed_for is not None:
+        if moved_on:
+            job.batch_lost(culprit, self._moved_on_error(worker, culprit))  # retried, or fails
+        elif worker.killed_for is not None:
             job.batch_failed(culprit, worker.killed_for)
         else:
             self._stats["crashes"] += 1
             job.batch_lost(culprit, self._crash_error(worker, culprit, exitcode))  # retried, or fails
+
+    @staticmethod
+    def _moved_on(worker: WorkerProcess) -> bool:
+        """Whether a worker killed for a timeout had moved on to another item first.
+
+        The race: ``_check_deadlines`` reads the progress slot (item k began at t0, its
+        deadline has passed) and kills the worker; between the read and the kill, the
+        worker may finish item k (its result is sent before the next item's clock
+        starts, so it is in the pipe and settled by the drain in ``_on_exit``) and begin
+        item k + 1, or load the next batch. The slot read after the death (final now)
+        says which item the kill hit; when it is not item k, that item did not time out.
+        """
+        target = worker.kill_target
+        if target is None:
+            return False
+        return (int(worker.slot[SLOT_BATCH]), int(worker.slot[SLOT_ITEM])) != target
+
+    @staticmethod
+    def _moved_on_error(worker: WorkerProcess, batch: Batch) -> WorkerCrashedError:
+        return WorkerCrashedError(
+            f"worker process {worker.pid} was killed because the item it ran before {items_label(batch)} "
+            f"passed its timeout of {batch.job.timeout or 0.0:g} s, just as it began {items_label(batch)}: "
+            "that one was stopped with it and is not run a second time. Pass retries=N to run such a task again.",
+            pid=worker.pid,
+            exitcode=None,
+            signal="SIGKILL",
+            task=batch.start,
+        )
 
     def _crash_error(self, worker: WorkerProcess, batch: Batch, exitcode: int | None) -> WorkerCrashedError:
         return WorkerCrashedError(
@@ -373,22 +408,32 @@ class Events(Backend):
     def _deadline(self, worker: WorkerProcess) -> float | None:
         """When the worker's running item passes its ``timeout=``: each item has its own
         clock, started when the worker began it (the progress slot says when)."""
+        timed = self._timed_progress(worker)
+        return None if timed is None else timed[0]
+
+    @staticmethod
+    def _timed_progress(worker: WorkerProcess) -> tuple[float, int, int] | None:
+        """``(deadline, batch id, slot item)`` of the worker's running item, if it is timed."""
         if not worker.outstanding or not worker.ready:
             return None
         timeout = worker.outstanding[0][1].job.timeout
         if timeout is None:
             return None
-        since = worker.running_since()
-        return None if since is None else since + timeout
+        progress = worker.progress()
+        if progress is None:
+            return None
+        batch_id, item, since = progress
+        return since + timeout, batch_id, item
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
         for worker in list(self._workers):
-            deadline = self._deadline(worker)
-            if deadline is not None and now >= deadline:
+            timed = self._timed_progress(worker)
+            if timed is not None and now >= timed[0]:
+                _, batch_id, slot_item = timed
                 batch = worker.outstanding[0][1]
-                offset = worker.running_offset() or 0
                 self._stats["timeouts"] += 1
                 timeout = float(batch.job.timeout or 0.0)
-                item = batch.start + max(offset, 0)
+                item = batch.start + max(slot_item - worker.base, 0)
+                worker.kill_target = (batch_id, slot_item)
                 self._kill(worker, timeout_error(item, timeout, "its worker was killed and replaced"))

@@ -37,6 +37,7 @@ import itertools
 import multiprocessing
 import os
 import selectors
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -91,6 +92,7 @@ class ProcessBackend(Events):
         super().__init__(nodes)
         _refuse_while_bootstrapping()
         self._ctx = context if hasattr(context, "Process") else multiprocessing.get_context(context)
+        _import_start_modules(self._ctx)
         setup = (initializer, tuple(initargs), max_worker_memory, cpu_budget, os.getpid())
         self._setup = dumps(setup, what="initializer")
         self._has_initializer = initializer is not None
@@ -432,15 +434,46 @@ class ProcessBackend(Events):
             self._forget_finished()
 
 
+def _start_modules(method: str) -> list[str]:
+    """The ``multiprocessing`` modules that starting a worker with ``method`` imports."""
+    if method == "fork":
+        return ["popen_fork"]
+    if method == "forkserver":
+        return ["popen_fork", "popen_forkserver", "forkserver"]
+    return ["popen_spawn_win32"] if sys.platform == "win32" else ["popen_fork", "popen_spawn_posix"]
+
+
+def _import_start_modules(ctx: Any) -> None:
+    """Import, in the caller's thread, what starting a worker imports.
+
+    ``multiprocessing`` imports its ``popen_*`` module on the first ``Process.start()``,
+    which here happens on the manager thread. A process forked meanwhile by another
+    thread (another pool's manager, or the user's code) copies the module half
+    initialized, and its own first start then fails with ``ImportError: cannot import
+    name 'Popen' from partially initialized module``. Imported here, before the manager
+    thread exists, the modules are complete in every child forked later.
+    """
+    import importlib
+
+    for name in (*_start_modules(ctx.get_start_method()), "connection", "sharedctypes"):
+        importlib.import_module(f"multiprocessing.{name}")
+
+
 def _flush_after(batch: Batch) -> float | None:
     """How often the worker sends the batch's finished results ahead (see ``Run``).
 
     Items measured to be quick: never (a crash reruns the finished items of that batch,
     a few milliseconds of work). Unmeasured small batches: after every item, which costs
-    a message per item for the first batch per worker only. Otherwise every millisecond
-    at most: items slower than that are each sent on their own.
+    a message per item for the first batch per worker only. Timed jobs: after every
+    item. Otherwise every millisecond at most: items slower than that are each sent on
+    their own.
     """
     job = batch.job
+    if job.timeout is not None:
+        # Timed: each result is sent before the next item's clock starts. A timeout kill
+        # then never takes a finished result with it (which would run that item again,
+        # with retries=0 too: README "Failures and timeouts", promise 4).
+        return 0.0
     per_item = job.item_seconds()
     if per_item is None:
         return 0.0 if len(batch.items) <= EAGER_ITEMS else FLUSH_SECONDS

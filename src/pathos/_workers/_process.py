@@ -148,6 +148,8 @@ class WorkerProcess:
         self.stopping = False  # Stop was sent
         self.stop_deadline = 0.0  # when a stopping worker is killed instead
         self.killed_for: BaseException | None = None  # the error its running item gets
+        # (batch id, slot item) whose timeout decided the kill; see _process_events._settle_lost
+        self.kill_target: tuple[int, int] | None = None
         self.generation = 0  # the backend's call counter when this worker was started
 
     # -- writing ------------------------------------------------------------------
@@ -233,11 +235,33 @@ class WorkerProcess:
 
     def running_since(self) -> float | None:
         """When the running batch's current item (or its loading) began, if it has begun."""
+        progress = self.progress()
+        if progress is None:
+            return None
+        return progress[2]
+
+    def progress(self) -> tuple[int, int, float] | None:
+        """``(batch id, slot item, when it began)`` of the running batch, read consistently;
+        None if the worker has not begun that batch.
+
+        The worker writes the start time, then the item (then, for a new batch, its id).
+        Reading the id and item on both sides of the time, and again if either moved, the
+        time read is that of the item read, or a later one (the worker moved on but had
+        not written the new item yet): a deadline computed from it is never too early.
+        """
         if not self.outstanding:
             return None
-        if self.slot[SLOT_BATCH] != self.outstanding[0][0]:
+        slot = self.slot
+        for _ in range(1000):  # the worker writes three ints; a retry is nanoseconds
+            batch, item = slot[SLOT_BATCH], slot[SLOT_ITEM]
+            since = slot[SLOT_SINCE]
+            if slot[SLOT_ITEM] == item and slot[SLOT_BATCH] == batch:
+                break
+        else:  # pragma: no cover - a worker moving on every few nanoseconds: read "now"
+            since = time.monotonic_ns()
+        if batch != self.outstanding[0][0]:
             return None
-        return float(self.slot[SLOT_SINCE]) / 1e9  # if the worker moved on meanwhile: later, harmless
+        return int(batch), int(item), float(since) / 1e9
 
     # -- ending -------------------------------------------------------------------
     @property
