@@ -534,6 +534,18 @@ def test_an_unreachable_server_falls_back_to_a_local_cluster() -> None:
         pool.clear()
 
 
+def test_a_local_cluster_starts_with_no_dask_command_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A virtual environment run without activating it: its ``dask`` command is not on
+    # PATH. distributed 2024.8 (the last for Python 3.9) ran its workers as ``dask spec``
+    # found on PATH, so the local cluster never came up.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    pool = ParallelPool(nodes=1, id=f"dask-test-{next(_ids)}")
+    try:
+        assert pool.map(_cases.square, [3, 4]) == [9, 16]
+    finally:
+        pool.clear()
+
+
 class SshLike:
     """A TCP server on 127.0.0.1 that greets each connection as an SSH server does,
     then holds it open (reading and discarding) until stopped."""
