@@ -7,6 +7,7 @@ stays valid. Every process started here is killed at teardown.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import itertools
 import os
@@ -508,6 +509,21 @@ def test_strict_raises_for_an_unreachable_server() -> None:
         with pytest.raises(ClusterError, match="cannot reach") as info:
             pool.map(_cases.square, [1])
         assert info.value.address == dead and isinstance(info.value, ConnectionError)
+    finally:
+        pool.clear()
+
+
+def test_a_client_that_times_out_connecting_is_cannot_reach(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # distributed raises asyncio's TimeoutError, the builtin one only from Python 3.11:
+    # on 3.9 and 3.10 it was reported as "not a Dask scheduler".
+    def slow(*args: Any, **kwds: Any) -> Any:
+        raise asyncio.TimeoutError("timed out after 3 s.")
+
+    monkeypatch.setattr(distributed, "Client", slow)
+    pool = ParallelPool(nodes=0, servers=(cluster.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler .*\(timed out after 3 s"):
+            pool.map(_cases.square, [1])
     finally:
         pool.clear()
 

@@ -11,6 +11,7 @@ handshake first, an 8-byte frame length and a small frame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -137,7 +138,7 @@ def _client(distributed: Any, address: str) -> Any:
         raise ClusterError(message, address=address) from exc
     try:
         return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # distinct on Python < 3.11
         message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
         raise ClusterError(message, address=address) from exc
     except Exception as exc:  # it greeted like Dask, then broke the protocol
@@ -178,7 +179,7 @@ def _receive(sock: socket.socket, size: int, deadline: float, timeout: float) ->
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
             chunk = sock.recv(size - len(data))
-        except TimeoutError:
+        except socket.timeout:  # TimeoutError from 3.10 on; on 3.9 an OSError apart from it
             if data:
                 raise NotDaskError(_foreign(data)) from None
             raise NotDaskError(
@@ -234,7 +235,6 @@ def _subprocess_worker_class() -> Any:
     this subclass does on every version, so old and new distributed start the same
     program.
     """
-    import asyncio
     import json
 
     from distributed.deploy.subprocess import SubprocessWorker
