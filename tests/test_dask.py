@@ -7,6 +7,7 @@ stays valid. Every process started here is killed at teardown.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import itertools
 import os
@@ -512,6 +513,21 @@ def test_strict_raises_for_an_unreachable_server() -> None:
         pool.clear()
 
 
+def test_a_client_that_times_out_connecting_is_cannot_reach(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # distributed raises asyncio's TimeoutError, the builtin one only from Python 3.11:
+    # on 3.9 and 3.10 it was reported as "not a Dask scheduler".
+    def slow(*args: Any, **kwds: Any) -> Any:
+        raise asyncio.TimeoutError("timed out after 3 s.")
+
+    monkeypatch.setattr(distributed, "Client", slow)
+    pool = ParallelPool(nodes=0, servers=(cluster.address,), strict=True, id=f"dask-test-{next(_ids)}")
+    try:
+        with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler .*\(timed out after 3 s"):
+            pool.map(_cases.square, [1])
+    finally:
+        pool.clear()
+
+
 def test_nothing_reachable_and_no_local_nodes_is_a_clear_error() -> None:
     pool = ParallelPool(nodes=0, servers=(f"127.0.0.1:{_free_port()}",), id=f"dask-test-{next(_ids)}")
     try:
@@ -530,6 +546,18 @@ def test_an_unreachable_server_falls_back_to_a_local_cluster() -> None:
         with pytest.warns(RuntimeWarning, match="local cluster"):
             assert pool.map(_cases.square, [3]) == [9]
         assert "local cluster" in stats(pool)
+    finally:
+        pool.clear()
+
+
+def test_a_local_cluster_starts_with_no_dask_command_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A virtual environment run without activating it: its ``dask`` command is not on
+    # PATH. distributed 2024.8 (the last for Python 3.9) ran its workers as ``dask spec``
+    # found on PATH, so the local cluster never came up.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    pool = ParallelPool(nodes=1, id=f"dask-test-{next(_ids)}")
+    try:
+        assert pool.map(_cases.square, [3, 4]) == [9, 16]
     finally:
         pool.clear()
 

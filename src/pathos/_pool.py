@@ -235,7 +235,7 @@ class WorkerPool(AbstractWorkerPool):
     def _validate_nodes(self, value: Any) -> int:
         if value is None:
             return self._default_nodes()
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not isinstance(value, int) or isinstance(value, bool):  # this order narrows to int on mypy 1.x too
             raise TypeError(f"nodes must be an int (the number of workers), got {type(value).__name__}: {value!r}")
         if value < 1:
             raise ValueError(

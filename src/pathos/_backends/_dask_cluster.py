@@ -11,6 +11,7 @@ handshake first, an 8-byte frame length and a small frame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -137,7 +138,7 @@ def _client(distributed: Any, address: str) -> Any:
         raise ClusterError(message, address=address) from exc
     try:
         return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # distinct on Python < 3.11
         message = f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS:g} s ({exc})"
         raise ClusterError(message, address=address) from exc
     except Exception as exc:  # it greeted like Dask, then broke the protocol
@@ -178,7 +179,7 @@ def _receive(sock: socket.socket, size: int, deadline: float, timeout: float) ->
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
             chunk = sock.recv(size - len(data))
-        except TimeoutError:
+        except socket.timeout:  # TimeoutError from 3.10 on; on 3.9 an OSError apart from it
             if data:
                 raise NotDaskError(_foreign(data)) from None
             raise NotDaskError(
@@ -224,13 +225,37 @@ def _nowhere_error(servers: tuple[str, ...], reasons: list[str]) -> ClusterError
     return ClusterError("ParallelPool(nodes=0) without servers= has nowhere to run; pass servers= or nodes=N")
 
 
-def _start_local_cluster(distributed: Any, nodes: int) -> Any:
-    """A scheduler in this process and ``nodes`` single-threaded worker processes."""
+def _subprocess_worker_class() -> Any:
+    """distributed's SubprocessWorker, made to start its process with this interpreter.
+
+    distributed up to 2024.8 (the last release for Python 3.9) starts each worker as the
+    bare command ``dask spec ...``, found on PATH: from a virtual environment that is not
+    activated (``.venv/bin/python script.py``) there is no ``dask`` on PATH, or another
+    environment's. Later releases run ``sys.executable -m dask spec ...``, which is what
+    this subclass does on every version, so old and new distributed start the same
+    program.
+    """
+    import json
+
     from distributed.deploy.subprocess import SubprocessWorker
 
+    class _Worker(SubprocessWorker):
+        async def _start(self) -> None:
+            spec = json.dumps({"cls": self.worker_class, "opts": {**self.worker_kwargs}})
+            cmd = [sys.executable, "-m", "dask", "spec", self.scheduler, "--spec", spec]
+            self.process = await asyncio.create_subprocess_exec(*cmd)
+
+    return _Worker
+
+
+def _start_local_cluster(distributed: Any, nodes: int) -> Any:
+    """A scheduler in this process and ``nodes`` single-threaded worker processes."""
     quiet = logging.ERROR
     worker_kwargs = {"nthreads": 1, "host": "127.0.0.1", "silence_logs": quiet, "death_timeout": 30}
-    worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny", "worker_kwargs": worker_kwargs}}
+    worker = {
+        "cls": _subprocess_worker_class(),
+        "options": {"worker_class": "distributed.Nanny", "worker_kwargs": worker_kwargs},
+    }
     scheduler = {
         "cls": distributed.Scheduler,
         "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"},
