@@ -25,8 +25,9 @@ from collections import deque
 from typing import Any, Callable, ClassVar, Union
 
 from pathos._backend import RUN, TERMINATE, Backend
-from pathos._job import Batch, call_items
+from pathos._job import Batch
 from pathos._pool import WorkerPool
+from pathos._workers import _protocol
 
 
 class Fail:
@@ -121,7 +122,7 @@ class FakeBackend(Backend):
         """Run a batch in flight (the oldest by default) and report its results."""
         batch = self._settling(batch)
         job = batch.job
-        values, errors = call_items(job.fn, batch.items, job.star, job.kwargs)
+        values, errors = _protocol.run_items(job.fn, batch.items, job.star, job.kwargs)
         self.log.append(("finish", batch.start))
         job.batch_done(batch, values, errors, 0.0)
 

@@ -50,7 +50,6 @@ __all__ = [
     "JobState",
     "Notifier",
     "Outcomes",
-    "call_items",
 ]
 
 _keys = itertools.count(1)
@@ -550,34 +549,3 @@ class Job:
         """Mean bytes per result so far, once known."""
         with self.lock:
             return self.outcomes.result_size()
-
-
-def call_items(
-    fn: Callable[..., Any], items: list[Any], star: bool, kwargs: dict[str, Any]
-) -> tuple[list[Any], dict[int, BaseException]]:
-    """Call ``fn`` on each item; exceptions are kept per item, the loop goes on.
-
-    The common case (no error) runs as one tight loop; after an error the loop resumes
-    at the next item.
-    """
-    values: list[Any] = []
-    errors: dict[int, BaseException] = {}
-    append = values.append
-    start = 0
-    while start < len(items):
-        try:
-            if star:
-                for args in items[start:] if start else items:
-                    append(fn(*args, **kwargs))
-            elif kwargs:
-                for arg in items[start:] if start else items:
-                    append(fn(arg, **kwargs))
-            else:
-                for arg in items[start:] if start else items:
-                    append(fn(arg))
-            break
-        except Exception as exc:
-            errors[len(values)] = exc
-            append(None)
-            start = len(values)
-    return values, errors

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from .._errors import TaskTimeoutError
-from .._job import Batch, call_items
+from .._job import Batch
 
 __all__ = ["call_one", "can_alarm", "run_batch", "run_batch_with_alarm", "timeout_error"]
 
@@ -32,22 +32,16 @@ def call_one(batch: Batch, offset: int) -> Any:
     return job.fn(*item, **job.kwargs) if job.star else job.fn(item, **job.kwargs)
 
 
-def run_batch(batch: Batch, *, catch_all: bool = False) -> tuple[list[Any], dict[int, BaseException], float]:
-    """Call the job's function on each item; exceptions are kept per item.
+def run_batch(batch: Batch) -> tuple[list[Any], dict[int, BaseException], float]:
+    """Call the job's function on each item; every exception is kept per item.
 
-    Args:
-        batch: the batch to run.
-        catch_all: keep *any* exception per item, ``SystemExit``, ``KeyboardInterrupt``
-            and ``GeneratorExit`` included (raised in a pool thread they would end the
-            thread and the item would never come back; inline, they would skip the
-            results before them); else only ``Exception``.
+    ``SystemExit``, ``KeyboardInterrupt`` and ``GeneratorExit`` included: raised in a pool
+    thread they would end the thread and the item would never come back; inline, they
+    would skip the results before them.
     """
     job = batch.job
     start = time.perf_counter()
-    if catch_all:
-        values, errors = _call_catching_all(job.fn, batch.items, job.star, job.kwargs)
-    else:
-        values, errors = call_items(job.fn, batch.items, job.star, job.kwargs)
+    values, errors = _call_catching_all(job.fn, batch.items, job.star, job.kwargs)
     return values, errors, time.perf_counter() - start
 
 

@@ -42,7 +42,7 @@ class SerialBackend(Backend):
             if job.timeout is not None and can_alarm():
                 values, errors, seconds = run_batch_with_alarm(batch)
             else:
-                values, errors, seconds = run_batch(batch, catch_all=True)
+                values, errors, seconds = run_batch(batch)
             job.batch_done(batch, values, errors, seconds)
 
     def _wake(self) -> None:

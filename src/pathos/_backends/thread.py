@@ -201,7 +201,7 @@ class ThreadBackend(Backend):
             return True
         if batch.job.timeout is not None:
             return self._carry_on(me, run, None)
-        values, errors, seconds = run_batch(batch, catch_all=True)
+        values, errors, seconds = run_batch(batch)
         with self._lock:
             if run.owner is not me:
                 return False  # terminate() abandoned it; the job was failed already
