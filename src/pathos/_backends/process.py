@@ -48,7 +48,7 @@ from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
 from .._serialize import dumps
 from .._workers._process import WorkerProcess
-from .._workers._protocol import Run, encode, items_label, rebuild_error
+from .._workers._protocol import CAREFUL_ITEM_SECONDS, Run, encode, items_label, rebuild_error
 from ._process_events import LIVENESS_SECONDS, Events
 
 __all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers._protocol
@@ -58,7 +58,6 @@ STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty 
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
 SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
 MAX_MESSAGE = 1 << 31  # bytes a batch's message may have (large buffers travel out of band)
-CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this send finished results ahead (Run.flush_after)
 FLUSH_SECONDS = 0.001  # ... at most this often
 EAGER_ITEMS = 32  # an unmeasured batch of at most this many items sends each result ahead
 STOP_TERMINATE_SECONDS = 5.0  # terminate() waits this long at most for the manager

@@ -13,7 +13,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from .._job import Batch
-from ._main import SLOT_BATCH, SLOT_ITEM, SLOT_SINCE, SLOT_SIZE, run_worker
+from ._main import SLOT_BATCH, SLOT_BYTES, SLOT_ITEM, SLOT_SINCE, run_worker, slot_view
 
 __all__ = ["MAIN_GUARD_EXIT", "MAIN_GUARD_MESSAGE", "WorkerProcess", "exit_reason", "signal_name"]
 
@@ -110,8 +110,8 @@ class WorkerProcess:
     def __init__(self, ctx: Any, setup: bytes) -> None:
         _prctl()  # looked up here, so that a forked child finds it ready
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self.slot_memory = ctx.RawArray("b", 8 * SLOT_SIZE)
-        self.slot: Any = memoryview(self.slot_memory).cast("B").cast("q")  # int64s (see _main)
+        self.slot_memory = ctx.RawArray("b", SLOT_BYTES)
+        self.slot: Any = slot_view(self.slot_memory)  # int64s on a cache line of their own (see _main)
         self.slot[SLOT_BATCH] = -1
         self.process = ctx.Process(
             target=run_worker, args=(child_conn, setup, self.slot_memory), name="pathos-worker", daemon=False

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .._job import Batch
 
 __all__ = [
+    "CAREFUL_ITEM_SECONDS",
     "NOT_STARTED",
     "BatchReply",
     "Declined",
@@ -82,6 +83,9 @@ __all__ = [
 ErrorPayload = tuple[Union[bytes, None], str, str, str]
 ItemErrors = list[tuple[int, ErrorPayload]]
 NOT_STARTED = -1  # the offset of an error that kept a whole batch from starting
+# Items measured faster than this are *quick*: they run without sending finished results
+# ahead (the parent's rule for a measured job, and the worker's for a batch it measures).
+CAREFUL_ITEM_SECONDS = 20e-6
 
 
 # -- parent -> worker ---------------------------------------------------------------
