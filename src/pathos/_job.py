@@ -64,6 +64,10 @@ class JobState(enum.Enum):
     FAILED = "failed"  # an error ended it: a fail-fast item error, or an engine error
     CANCELLED = "cancelled"  # stopped by its caller, or by its pool stopping
 
+    # Members compare by identity, so identity hashing agrees with equality; Enum's own
+    # __hash__ is Python code, run on every ``state in ENDED`` of the engine's hot path.
+    __hash__ = object.__hash__
+
 
 ENDED = frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED})
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {

@@ -74,10 +74,13 @@ class Events(Backend):
     _last_liveness: float
     _init_failure: tuple[int, BaseException] | None  # the manager's own
     _calls: int  # shared with callers, under self._lock
+    _queued: list[WorkerProcess]  # workers with messages queued by _write(now=False)
 
     # -- writing and bookkeeping ---------------------------------------------------------
     def _remove(self, worker: WorkerProcess) -> None:
         assert self._selector is not None
+        if worker in self._queued:  # its fd is closed below and may be reused: never write to it
+            self._queued.remove(worker)
         for fd in (worker.fd, *worker.exit_fds):
             try:
                 self._selector.unregister(fd)
@@ -103,11 +106,24 @@ class Events(Backend):
         if self._shm_prefix:
             _shm.discard_prefix(f"pathos-{os.getpid()}-{worker.pid}-")
 
-    def _write(self, worker: WorkerProcess, message: bytes) -> None:
+    def _write(self, worker: WorkerProcess, message: bytes, *, now: bool = True) -> None:
         """Queue ``message`` for ``worker``; what its pipe cannot take now is written
-        when the selector says it can (never a blocking write on this thread)."""
-        if worker.send(message):
+        when the selector says it can (never a blocking write on this thread). With
+        ``now=False`` nothing is written yet: the caller calls :meth:`_flush_queued`
+        once it has queued all it has (one write for several small messages)."""
+        if not now:
+            worker.send(message, now=False)
+            if worker not in self._queued:
+                self._queued.append(worker)
+        elif worker.send(message):
             self._want_write(worker, True)
+
+    def _flush_queued(self) -> None:
+        """Write what :meth:`_write` queued with ``now=False``."""
+        queued, self._queued = self._queued, []
+        for worker in queued:
+            if worker.flush():
+                self._want_write(worker, True)
 
     def _flush(self, worker: WorkerProcess) -> None:
         if not worker.flush():

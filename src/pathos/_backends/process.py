@@ -107,6 +107,7 @@ class ProcessBackend(Events):
         self._ids = itertools.count()
         self._functions: dict[int, tuple[Job, bytes]] = {}  # job key -> (job, fn bytes)
         self._held: tuple[Batch, bytes] | None = None  # a batch no worker had room for yet
+        self._queued: list[WorkerProcess] = []  # written once a dispatch round ends
         self._start_deaths = 0  # workers in a row that died before they were ready
         self._last_liveness = 0.0
         # (calls counted when the failing workers were started, the error): while set and
@@ -301,6 +302,13 @@ class ProcessBackend(Events):
 
     # -- sending ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Send what workers have room for; the messages go out together at the end."""
+        try:
+            self._dispatch_batches()
+        finally:
+            self._flush_queued()
+
+    def _dispatch_batches(self) -> None:
         batch: Batch | None
         error = self._init_error_now()
         if error is not None:
@@ -420,7 +428,7 @@ class ProcessBackend(Events):
         worker.sent += 1
         if self._maxtasks is not None and worker.sent >= self._maxtasks:
             worker.retiring = True
-        self._write(worker, message)
+        self._write(worker, message, now=False)
 
     def _sweep_cancelled(self) -> None:
         """Free workers still running a long batch of a cancelled call."""

@@ -172,12 +172,79 @@ def _private_slot() -> Slot:
     return memoryview(bytearray(8 * SLOT_SIZE)).cast("q")
 
 
+class _Inbox:
+    """Messages from the parent, read from the pipe in large reads.
+
+    ``Connection.recv_bytes`` makes two ``read`` calls per message (its length, then its
+    body); batches of one item each are small messages that arrive several to a write,
+    so reading what is there and splitting it here saves most of those syscalls. The
+    framing is ``Connection``'s (what the parent's outbox writes): a 4-byte big-endian
+    length, or -1 and an 8-byte length.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.pos = 0
+
+    def recv(self) -> bytes:
+        """The next message, waiting for it. Raises ``EOFError`` when the parent closed the pipe."""
+        while True:
+            message = self._next()
+            if message is not None:
+                return message
+            self._fill()
+
+    def _next(self) -> bytes | None:
+        buffer, pos = self.buffer, self.pos
+        have = len(buffer) - pos
+        if have < 4:
+            return None
+        size, head = int.from_bytes(buffer[pos : pos + 4], "big", signed=True), 4
+        if size == -1:
+            if have < 12:
+                return None
+            size, head = int.from_bytes(buffer[pos + 4 : pos + 12], "big"), 12
+        if have < head + size:
+            if size > _READ:  # a large message: read the rest straight into its own buffer
+                return self._read_large(pos + head, size)
+            return None
+        self.pos = pos + head + size
+        return bytes(buffer[pos + head : self.pos])
+
+    def _fill(self) -> None:
+        data = os.read(self.fd, _READ)
+        if not data:
+            raise EOFError
+        if self.pos:
+            del self.buffer[: self.pos]
+            self.pos = 0
+        self.buffer += data
+
+    def _read_large(self, start: int, size: int) -> bytes:  # a bytearray: no second copy of a large message
+        message = bytearray(size)
+        got = len(self.buffer) - start
+        message[:got] = self.buffer[start:]
+        self.buffer, self.pos = bytearray(), 0
+        view = memoryview(message)
+        while got < size:
+            n = os.readv(self.fd, [view[got:]])
+            if not n:
+                raise EOFError
+            got += n
+        return message  # type: ignore[return-value]  # pickle.loads reads a bytearray as it does bytes
+
+
+_READ = 1 << 16  # bytes asked for by one read of the parent's pipe
+
+
 def _serve(conn: Connection, max_memory: int | None, prefix: str | None, slot: Slot) -> None:
     functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
     declining = False  # over the memory limit: hand queued batches back, unrun
+    inbox = _Inbox(conn.fileno())
     while True:
         try:
-            message = decode(conn.recv_bytes())
+            message = decode(inbox.recv())
         except (EOFError, OSError):
             return
         if not isinstance(message, Run):  # Stop

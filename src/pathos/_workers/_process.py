@@ -18,6 +18,7 @@ from ._main import SLOT_BATCH, SLOT_BYTES, SLOT_ITEM, SLOT_SINCE, run_worker, sl
 __all__ = ["MAIN_GUARD_EXIT", "MAIN_GUARD_MESSAGE", "WorkerProcess", "exit_reason", "signal_name"]
 
 READ_SIZE = 1 << 20
+COALESCE_BYTES = 1 << 16  # small queued messages are joined into writes of up to this size
 # A worker that finds itself creating a pool while it is still being started (a script
 # that starts pools when imported, under spawn or forkserver) exits with this code.
 MAIN_GUARD_EXIT = 86
@@ -153,9 +154,10 @@ class WorkerProcess:
         self.generation = 0  # the backend's call counter when this worker was started
 
     # -- writing ------------------------------------------------------------------
-    def send(self, data: bytes) -> bool:
-        """Queue one message (``multiprocessing.Connection`` framing) and write what the
-        pipe takes now; True if bytes are still waiting (wait for the pipe to be writable)."""
+    def send(self, data: bytes, *, now: bool = True) -> bool:
+        """Queue one message (``multiprocessing.Connection`` framing) and, if ``now``,
+        write what the pipe takes now; True if bytes are still waiting (wait for the
+        pipe to be writable, or call :meth:`flush`)."""
         size = len(data)
         header = size.to_bytes(4, "big") if size <= 0x7FFFFFFF else b"\xff\xff\xff\xff" + size.to_bytes(8, "big")
         if size < 1 << 16:
@@ -163,12 +165,23 @@ class WorkerProcess:
         else:
             self.outbox.append(memoryview(header))
             self.outbox.append(memoryview(data))
-        return self.flush()
+        return self.flush() if now else True
 
     def flush(self) -> bool:
-        """Write queued bytes until the pipe is full; True if some are still waiting."""
+        """Write queued bytes until the pipe is full; True if some are still waiting.
+
+        Small messages queued together go out in one ``write`` (a syscall costs more
+        than the copy that joins them): batches of one item each are mostly this.
+        """
         outbox = self.outbox
         while outbox:
+            if len(outbox) > 1 and len(outbox[0]) < COALESCE_BYTES:
+                parts, size = [outbox.popleft()], 0
+                size = len(parts[0])
+                while outbox and size + len(outbox[0]) <= COALESCE_BYTES:
+                    size += len(outbox[0])
+                    parts.append(outbox.popleft())
+                outbox.appendleft(memoryview(b"".join(parts)))
             view = outbox[0]
             try:
                 written = os.write(self.fd, view)
