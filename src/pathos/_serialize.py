@@ -46,7 +46,7 @@ from ._errors import SerializationError
 from ._mainguard import main_dict, needed_globals
 from ._shm import BufferWriter, SegmentWriter
 
-__all__ = ["describe", "dumps", "loads", "name_result_item"]
+__all__ = ["describe", "dumps", "is_plain", "loads", "name_result_item"]
 
 PROTOCOL = 5
 _CLASS_CACHE_SIZE = 1024
@@ -303,6 +303,12 @@ def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | SegmentWrit
 
 
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def is_plain(obj: Any) -> bool:
+    """True for small data made only of builtin scalars: plain ``pickle.dumps`` is enough,
+    and no large buffer can be in it."""
+    return _is_plain(obj, 3)
 
 
 def _is_plain(obj: Any, depth: int) -> bool:

@@ -44,9 +44,10 @@ from typing import Any, Callable
 
 from .. import _registry, _shm
 from .._backend import CLOSE, RUN, TERMINATE, WakeupPipe
+from .._batcher import QUICK_BATCH_SECONDS
 from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
-from .._serialize import dumps
+from .._serialize import dumps, is_plain
 from .._workers._process import WorkerProcess
 from .._workers._protocol import CAREFUL_ITEM_SECONDS, Run, encode, items_label, rebuild_error
 from ._process_events import LIVENESS_SECONDS, Events
@@ -327,11 +328,12 @@ class ProcessBackend(Events):
                     continue
                 self._held = (batch, payload)
             batch, payload = self._held
-            worker = self._pick(self._depth(batch))
+            per_item = batch.job.item_seconds()
+            worker = self._pick(self._depth(batch, per_item))
             if worker is None:
                 return
             self._held = None
-            self._send(worker, batch, payload)
+            self._send(worker, batch, payload, per_item)
 
     def _fail_waiting(self, error: BaseException) -> bool:
         """No worker can start: fail every waiting batch with the initializer's ``error``.
@@ -358,7 +360,7 @@ class ProcessBackend(Events):
             batch.job.batch_failed(batch, error)
         return True
 
-    def _depth(self, batch: Batch) -> int:
+    def _depth(self, batch: Batch, per_item: float | None) -> int:
         """How many batches a worker may hold when this one is sent to it.
 
         Quick batches queue deep, so a worker never waits for the next one. Moderate
@@ -367,11 +369,14 @@ class ProcessBackend(Events):
         busy machine, milliseconds before its manager thread runs) without leaving slow
         work queued behind slow work at the end of a call, when another worker could
         take it. (No rule on message size is needed: nothing here blocks on a pipe.)
+        ``per_item``: the job's measured seconds per item (None: not measured yet).
         """
-        job, n = batch.job, len(batch.items)
-        if job.is_quick(n):
+        if per_item is None:
+            return 1
+        n = len(batch.items)
+        if per_item * n < QUICK_BATCH_SECONDS:
             return PREFETCH
-        if job.is_quick(n, STEADY_BATCH_SECONDS) and job.waiting() >= n * self.nodes:
+        if per_item * n < STEADY_BATCH_SECONDS and batch.job.waiting() >= n * self.nodes:
             return 2
         return 1
 
@@ -396,7 +401,8 @@ class ProcessBackend(Events):
                 job.cancel(exc)
                 job.batch_failed(batch, exc)
                 return None
-        writer = self._segments.writer() if self._segments is not None else None
+        # Plain data (ints, floats, short strings...) needs no shared-memory writer.
+        writer = self._segments.writer() if self._segments is not None and not is_plain(batch.items) else None
         try:
             data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
         except SerializationError as exc:  # dumps() has given back its segments
@@ -411,7 +417,7 @@ class ProcessBackend(Events):
             return None
         return data
 
-    def _send(self, worker: WorkerProcess, batch: Batch, items: bytes) -> None:
+    def _send(self, worker: WorkerProcess, batch: Batch, items: bytes, per_item: float | None) -> None:
         job = batch.job
         fn_bytes = None
         if job.key not in worker.known:
@@ -419,7 +425,7 @@ class ProcessBackend(Events):
             worker.known.add(job.key)
         batch_id = next(self._ids)
         refs = [(s.name, s.used) for s in batch.segments]
-        message = encode(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch)))
+        message = encode(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch, per_item)))
         worker.forget = []
         if not worker.outstanding:
             worker.started = time.monotonic()
@@ -466,7 +472,7 @@ def _import_start_modules(ctx: Any) -> None:
         importlib.import_module(f"multiprocessing.{name}")
 
 
-def _flush_after(batch: Batch) -> float | None:
+def _flush_after(batch: Batch, per_item: float | None) -> float | None:
     """How often the worker sends the batch's finished results ahead (see ``Run``).
 
     Items measured to be quick: never (a crash reruns the finished items of that batch,
@@ -481,7 +487,6 @@ def _flush_after(batch: Batch) -> float | None:
         # then never takes a finished result with it (which would run that item again,
         # with retries=0 too: README "Failures and timeouts", promise 4).
         return 0.0
-    per_item = job.item_seconds()
     if per_item is None:
         return 0.0 if len(batch.items) <= EAGER_ITEMS else FLUSH_SECONDS
     if job.timeout is None and per_item < CAREFUL_ITEM_SECONDS:

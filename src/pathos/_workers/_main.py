@@ -89,6 +89,7 @@ def slot_view(memory: Any) -> Slot:
     offset = -ctypes.addressof(memory) % _LINE
     return memoryview(memory).cast("B")[offset : offset + 8 * SLOT_SIZE].cast("q")
 
+
 # How many cores a pool created inside this worker may use by default (see _config).
 _cpu_budget: int | None = None
 _worker_pid = 0  # this worker's pid: a process a task forks must not speak for it
@@ -393,6 +394,7 @@ class _BatchRun:
         monotonic_ns = time.monotonic_ns
         flush_ns = int(flush_after * 1e9)
         each = flush_ns == 0  # each item flushed and timed
+        call: Callable[[Any], Any]
         if star:
             call = (lambda args: fn(*args, **kwargs)) if kwargs else (lambda args: fn(*args))
         else:
