@@ -24,7 +24,8 @@ worker fails exactly that item (a typed error, never a hang), a task past its
 ``timeout=`` is ended by killing just its worker, and the pool carries on.
 
 The manager never blocks: it writes to pipes without blocking (an outbox per worker,
-flushed when the selector says the pipe is writable), so a worker busy sending a large
+flushed when the selector says the pipe is writable; the messages of one dispatch round
+go out together, small ones joined into one write), so a worker busy sending a large
 result can never deadlock against a large batch being sent to it; a worker's exit is
 seen through its pidfd (a process the worker forked may hold its pipe open); stopping
 workers is a state of the loop, not a wait. Its lifecycle follows the protocol of
