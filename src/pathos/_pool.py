@@ -392,6 +392,7 @@ class WorkerPool(AbstractWorkerPool):
         star: bool,
         total: int | None,
         ordered: bool = True,
+        items: list[Any] | None = None,
     ) -> tuple[Job, Backend]:
         _check_function(verb, f)
         options = _call_options(verb, kwds, self._defaults)
@@ -408,6 +409,11 @@ class WorkerPool(AbstractWorkerPool):
             ordered=ordered,
         )
         attach_progress(job, options["progress"], total)
+        if items:
+            # All of the input is known: the job holds it before the backend sees the job,
+            # so the engine is woken once, with work to do (a wake-up costs the caller the
+            # time the engine's thread then holds the GIL: tens of µs per small call).
+            job.feed(items, last=True)
         try:
             backend.submit(job)
         except BaseException:
@@ -424,18 +430,24 @@ class WorkerPool(AbstractWorkerPool):
             _check_function(verb, f)
             kwds, f = {**kwds, "chunksize": None}, _none
         items = list(zip(*args)) if len(args) > 1 else list(args[0])
-        job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items))
-        job.feed(items, last=True)
+        job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items), items=items)
+        if not items:
+            job.feed(items, last=True)  # no input: the job completes (after the backend took it)
         return AsyncResult(job, single=False, on_interrupt=self._interrupt(backend))
 
     def _lazy(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any], ordered: bool) -> ResultIterator:
         if not args:
             raise TypeError(f"{verb}() must have at least two arguments")
         star = len(args) > 1
-        job, backend = self._job(verb, f, kwds, fail_fast=False, star=star, total=sized_total(args), ordered=ordered)
-        if all(isinstance(a, (list, tuple)) for a in args):
-            job.feed(list(zip(*args)) if star else list(args[0]), last=True)
-            source: Iterator[Any] | None = None
+        known = all(isinstance(a, (list, tuple)) for a in args)
+        items = (list(zip(*args)) if star else list(args[0])) if known else None
+        job, backend = self._job(
+            verb, f, kwds, fail_fast=False, star=star, total=sized_total(args), ordered=ordered, items=items
+        )
+        source: Iterator[Any] | None = None
+        if items is not None:
+            if not items:
+                job.feed(items, last=True)
         else:
             source = zip(*args) if star else iter(args[0])
         return ResultIterator(job, source, ordered=ordered, on_interrupt=self._interrupt(backend))
