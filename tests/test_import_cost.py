@@ -162,16 +162,18 @@ def test_workers_load_dill_only_for_what_needs_it(method: str) -> None:
 
 
 FORK_DURING_IMPORT = """
-    import json, os, sys, tempfile, threading, time
+    import json, os, sys, tempfile, threading
     from pathlib import Path
     import importlib
     from pathos import _lazy
+    {setup}
 
     folder = tempfile.mkdtemp()
     Path(folder, "slow_module.py").write_text(
         "import sys, time\\n"
         "sys.modules['__main__'].started.set()\\n"
         "time.sleep(0.5)\\n"
+        "{last_step}\\n"
         "complete = True\\n"
     )
     sys.path.insert(0, folder)
@@ -188,6 +190,14 @@ FORK_DURING_IMPORT = """
 """
 
 
+def fork_during_import(loader: str, setup: str = "", last_step: str = "pass") -> int:
+    """Fork while another thread imports a slow module with ``loader``: the child's exit
+    code, 0 if it got the whole module, 3 if it got the module half executed."""
+    code = FORK_DURING_IMPORT.format(loader=loader, setup=setup, last_step=last_step)
+    exit_code: int = run_fresh(code)
+    return exit_code
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize(
     ("loader", "child_exit"),
@@ -197,7 +207,17 @@ FORK_DURING_IMPORT = """
     ],
 )
 def test_a_fork_waits_for_a_deferred_import_in_flight(loader: str, child_exit: int) -> None:
-    assert run_fresh(FORK_DURING_IMPORT.format(loader=loader)) == child_exit
+    assert fork_during_import(loader) == child_exit
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_waits_for_an_import_that_needs_the_logging_lock() -> None:
+    # logging imported after pathos: its fork hook (which takes the logging lock) would run
+    # before ours, and the fork would hold that lock while it waits for an import that needs
+    # it (dill's import makes a logger, as this module does). _lazy.load registers its hook
+    # again, so that it runs first: the fork waits for the whole module, holding nothing.
+    last_step = "import logging; logging.getLogger('slow_module')"
+    assert fork_during_import("_lazy.load", setup="import logging", last_step=last_step) == 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -100,9 +100,10 @@ def _class_reduction(cls: type) -> Any:
 
 
 def _digest(data: bytes) -> bytes:
-    from hashlib import blake2b  # here: hashlib loads OpenSSL, and only classes sent by value need it
-
-    return blake2b(data, digest_size=16).digest()
+    # hashlib (it loads OpenSSL) on first use: only classes sent by value need it, and they
+    # may first come on a manager thread, hence _lazy.
+    digest: bytes = _lazy.load("hashlib").blake2b(data, digest_size=16).digest()
+    return digest
 
 
 def _remember(digest: bytes, cls: type) -> None:
