@@ -1,20 +1,25 @@
 """The project's performance goals (2 workers, medians of one run), checked against a
 run's results: each is met, is short by a stated amount (with our reading of why), or
 could not be measured. Each goal also gets its spread: the lowest and highest figure over
-the rounds (a ratio taken within each round), and in how many rounds it was met.
+the rounds (a ratio taken within each round), and in how many rounds it was met. A goal
+with ``in_rounds`` must also be met in that share of the rounds (0.8: 4 of 5), so a
+median that one lucky round lifts over the line does not count.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
-from _report import LABELS, Results, fmt_ratio, median, paired_ratios, per_round, ratio_of
+from _report import LABELS, SHOWN, Results, fmt_ratio, median, paired_ratios, per_round, ratio_of
 
 
 class Goal(NamedTuple):
     """One goal. ``kind``: ``ratio`` (ours vs peer at least ``target``), ``time_vs``
     (ours' time at most ``target`` times the peer's), ``below`` / ``atleast`` (ours' own
-    figure, in the raw unit; ``atleast`` targets are per worker)."""
+    figure, in the workload's display unit, µs or ms; ``atleast`` targets are per worker).
+    ``in_rounds``: the share of rounds that must meet the target as well as the median
+    (0 for the median alone)."""
 
     key: str
     text: str
@@ -22,33 +27,49 @@ class Goal(NamedTuple):
     peer: Optional[str]
     kind: str
     target: float
+    in_rounds: float = 0.0
 
 
+FOUR_OF_FIVE = 0.8
+
+# The targets of issue 12 ("Speed, round two").
 GOALS = (
-    Goal("tiny_pathos", "tiny tasks ≥ 20x pathos 0.3.5", "tiny", "pathos035", "ratio", 20),
-    Goal("tiny_mp", "tiny tasks ≥ multiprocessing.Pool", "tiny", "multiprocessing", "ratio", 1),
+    Goal(
+        "tiny_pathos", "tiny tasks ≥ 20x pathos 0.3.5, in 4 of 5 rounds", "tiny", "pathos035", "ratio", 20, FOUR_OF_FIVE
+    ),
+    Goal(
+        "tiny_mp",
+        "tiny tasks ≥ 1.5x multiprocessing.Pool, in 4 of 5 rounds",
+        "tiny",
+        "multiprocessing",
+        "ratio",
+        1.5,
+        FOUR_OF_FIVE,
+    ),
     Goal("lambda_pathos", "lambdas ≥ 20x pathos 0.3.5", "lambda", "pathos035", "ratio", 20),
     Goal("lambda_loky", "lambdas ≥ loky", "lambda", "loky", "ratio", 1),
-    Goal("chunk1", "per-task overhead at chunksize 1 < 20 µs", "chunk1", None, "below", 20),
+    Goal("chunk1", "per-task overhead at chunksize 1 ≤ 15 µs", "chunk1", None, "below", 15),
     Goal("args_pathos", "8 MB numpy arguments ≥ 10x pathos 0.3.5", "np_args", "pathos035", "ratio", 10),
-    Goal("args_joblib", "8 MB numpy arguments ≥ 2x joblib", "np_args", "joblib", "ratio", 2),
+    Goal("args_joblib", "8 MB numpy arguments ≥ 3x joblib", "np_args", "joblib", "ratio", 3),
     Goal("results_pathos", "8 MB numpy results ≥ 10x pathos 0.3.5", "np_results", "pathos035", "ratio", 10),
-    Goal("results_joblib", "8 MB numpy results ≥ 2x joblib", "np_results", "joblib", "ratio", 2),
+    Goal("results_joblib", "8 MB numpy results ≥ 5x joblib", "np_results", "joblib", "ratio", 5),
     Goal("start_mp", "start to first result ≤ 1.5x multiprocessing.Pool", "start", "multiprocessing", "time_vs", 1.5),
+    Goal("import", "import pathos ≤ 30 ms (`import pathos.multiprocessing`, fresh)", "import", None, "below", 30),
     Goal("cpu", "CPU-bound speedup ≥ 0.9 x workers", "cpu", None, "atleast", 0.9),
 )
 
 # Why a goal is missed when it is: our reading of the measurements, shown only next to a
 # goal that falls short. Copy costs measured alone on the 2-core reference machine: 320 MB
 # copied into fresh pages ~120 ms, into reused pages ~40 ms, written to /dev/shm ~250 ms.
+# A target raised by issue 12 whose miss we have not read again says so (FRESH), rather
+# than keep a reason written for the old target or for the engine before its changes.
+FRESH = "not read yet: the target (issue 12) or the engine is new since the last explanation; needs a fresh reading"
 WHY = {
     "tiny_pathos": "pathos 0.3.5 already sends n/(4·workers)-item chunks, so most of its time is the same "
     "per-item Python call loop as ours; only its dill round trip per chunk is saved",
-    "tiny_mp": "both run large chunks through a per-item call loop in the workers, so they are close and the "
-    "difference is the size of this shared machine's run-to-run noise",
+    "tiny_mp": FRESH,
     "lambda_pathos": "as for tiny tasks: with large default chunks pathos 0.3.5 pays dill once per chunk, not per item",
-    "chunk1": "each task is one message each way through a pipe plus a wake-up of a worker and of the caller; "
-    "multiprocessing.Pool pays the same round trip (its figure in the same run is the floor to compare with)",
+    "chunk1": FRESH + " (compare with multiprocessing.Pool's figure in the same run)",
     "args_pathos": "each round starts a fresh pool, so the first arrays in flight are copied into new /dev/shm "
     "pages (filling a reused segment is about 4x cheaper); that one copy per array bounds the gap to a "
     "pipe-based peer",
@@ -59,6 +80,7 @@ WHY = {
     "results_joblib": "joblib pickles results back through a pipe; our one copy into fresh shm pages is the floor",
     "start_mp": "forking the workers, starting the pool's manager thread and the first round trip dominate; "
     "a few milliseconds either way, within this shared machine's spread",
+    "import": FRESH + " (`python -X importtime -c 'import pathos.multiprocessing'` shows what each module costs)",
 }
 
 
@@ -84,15 +106,17 @@ def _measured(goal: Goal, by_lib: dict[str, Any], nodes: int) -> tuple[Optional[
         better = ratio_of(goal.workload, ours, peer)
         rounds = [1 / r for r in paired_ratios(goal.workload, ours, peer)]
         return (1 / better if better else None), goal.target, rounds
-    own = [x for x in per_round(ours) if x is not None]
-    return median(ours), goal.target * (nodes if goal.kind == "atleast" else 1), own
+    factor = SHOWN[goal.workload][2]  # raw unit (seconds, µs) to the unit the target is in
+    own = [x * factor for x in per_round(ours) if x is not None]
+    mid = median(ours)
+    return (None if mid is None else mid * factor), goal.target * (nodes if goal.kind == "atleast" else 1), own
 
 
 def _is_met(goal: Goal, value: float, target: float) -> bool:
     if goal.kind == "time_vs":
         return value <= target
     if goal.kind == "below":
-        return value < target
+        return value <= target
     return value >= target  # ratio, atleast
 
 
@@ -103,8 +127,13 @@ def _verdict(goal: Goal, value: float, target: float) -> tuple[bool, str]:
     if goal.kind == "time_vs":
         return met, (f"met ({target / value:.3g}x margin)" if met else f"short by {value / target:.2g}x")
     if goal.kind == "below":
-        return met, (f"met ({target - value:.3g} µs to spare)" if met else f"short by {value - target:.3g} µs")
+        unit = _unit(goal)
+        return met, (f"met ({target - value:.3g} {unit} to spare)" if met else f"short by {value - target:.3g} {unit}")
     return met, (f"met (+{value - target:.2f})" if met else f"short by {target - value:.2f}")
+
+
+def _unit(goal: Goal) -> str:
+    return str(SHOWN[goal.workload][1])
 
 
 def _figure(goal: Goal, value: float) -> str:
@@ -113,7 +142,7 @@ def _figure(goal: Goal, value: float) -> str:
     if goal.kind == "time_vs":
         return f"{value:.3g}x"
     if goal.kind == "below":
-        return f"{value:.3g} µs"
+        return f"{value:.3g} {_unit(goal)}"
     return f"{value:.2f}x"
 
 
@@ -123,7 +152,7 @@ def _shown(goal: Goal, value: float, target: float) -> tuple[str, str]:
     if goal.kind == "time_vs":
         return f"{value:.3g}x its time", f"≤ {target:g}x"
     if goal.kind == "below":
-        return f"{value:.3g} µs", f"< {target:g} µs"
+        return f"{value:.3g} {_unit(goal)}", f"≤ {target:g} {_unit(goal)}"
     return f"{value:.2f}x", f"≥ {target:.2f}x"
 
 
@@ -133,6 +162,20 @@ def _spread(goal: Goal, rounds: list[float], target: float) -> str:
         return "-"
     met = sum(_is_met(goal, x, target) for x in rounds)
     return f"{_figure(goal, min(rounds))} to {_figure(goal, max(rounds))} ({met} of {len(rounds)} rounds met)"
+
+
+def rounds_needed(goal: Goal, n: int) -> int:
+    """Of ``n`` rounds, how many must meet the goal (0: the median alone decides)."""
+    return math.ceil(goal.in_rounds * n - 1e-9) if goal.in_rounds else 0
+
+
+def _rounds_rule(goal: Goal, rounds: list[float], target: float, met: bool, verdict: str) -> tuple[bool, str]:
+    """The verdict once ``in_rounds`` is applied: a met median with too few rounds met is short."""
+    need = rounds_needed(goal, len(rounds))
+    done = sum(_is_met(goal, x, target) for x in rounds)
+    if not met or done >= need:
+        return met, verdict
+    return False, f"short: the median meets it, {done} of {len(rounds)} rounds do ({need} needed)"
 
 
 def check(results: Results, nodes: int) -> list[dict[str, Any]]:
@@ -146,7 +189,7 @@ def check(results: Results, nodes: int) -> list[dict[str, Any]]:
             missing = [lib for lib in ("ours", goal.peer) if lib and median(by_lib.get(lib)) is None]
             row.update(measured="-", target="", verdict="not measured: " + ", ".join(LABELS[m] for m in missing))
         else:
-            met, verdict = _verdict(goal, value, target)
+            met, verdict = _rounds_rule(goal, rounds, target, *_verdict(goal, value, target))
             row.update(zip(("measured", "target"), _shown(goal, value, target)), met=met, verdict=verdict)
             row.update(why="" if met else _why(goal, results, nodes), spread=_spread(goal, rounds, target))
             row["rounds"] = rounds

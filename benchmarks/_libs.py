@@ -2,14 +2,21 @@
 
 Every adapter runs in a subprocess of its own (see ``_measure.py``), so ours and the real
 pathos 0.3.5, which share the import name ``pathos``, never meet in one interpreter.
+``IMPORT`` is the import statement a program writes to get the library's pool, timed by
+the ``import`` workload. This module imports nothing at run time but ``os`` (``typing``
+only for the type checker), so the cold-start child (``_cold.py``) that imports it before
+starting its clock charges every library its own imports and nothing else.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Optional
 
-Func = Callable[..., Any]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing is itself a cost to keep out
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Optional
+
+    Func = Callable[..., Any]
 
 
 def _dist_version(name: str) -> str:
@@ -25,6 +32,7 @@ class Adapter:
     """
 
     label = ""
+    IMPORT = ""
 
     def __init__(self, nodes: int) -> None:
         self.nodes = nodes
@@ -46,6 +54,7 @@ class Ours(Adapter):
     """This project's ``pathos.pools.ProcessPool``, imported from ``src/``."""
 
     label = "ours"
+    IMPORT = "import pathos.multiprocessing"
 
     def start(self) -> None:
         from pathos.pools import ProcessPool
@@ -82,6 +91,7 @@ class MultiprocessingPool(Adapter):
     """``multiprocessing.Pool`` (fork on Linux), default chunksize ``n / (4 * workers)``."""
 
     label = "multiprocessing.Pool"
+    IMPORT = "import multiprocessing"
 
     def start(self) -> None:
         import multiprocessing
@@ -105,6 +115,7 @@ class ConcurrentFutures(Adapter):
     """``concurrent.futures.ProcessPoolExecutor``, default chunksize 1."""
 
     label = "concurrent.futures"
+    IMPORT = "from concurrent.futures import ProcessPoolExecutor"
 
     def start(self) -> None:
         from concurrent.futures import ProcessPoolExecutor
@@ -127,6 +138,7 @@ class Loky(Adapter):
     """``loky.get_reusable_executor(...).map``, default chunksize 1."""
 
     label = "loky"
+    IMPORT = "from loky import get_reusable_executor"
 
     def start(self) -> None:
         from loky import get_reusable_executor
@@ -147,6 +159,7 @@ class Joblib(Adapter):
     """``joblib.Parallel(n_jobs=...)`` (loky backend) with ``delayed``, automatic batching."""
 
     label = "joblib"
+    IMPORT = "from joblib import Parallel, delayed"
 
     def start(self) -> None:
         from joblib import Parallel
@@ -173,6 +186,7 @@ class Mpire(Adapter):
     """``mpire.WorkerPool(n_jobs=...).map``; ``keep_alive=True`` so a warmed pool stays warm."""
 
     label = "mpire"
+    IMPORT = "from mpire import WorkerPool"
 
     def start(self) -> None:
         from mpire import WorkerPool

@@ -7,7 +7,11 @@ directory) goes first on ``sys.path``, and the ``pathos`` actually imported is c
 come from there, so the two ``pathos`` packages never meet in one interpreter.
 
 Throughput workloads warm the pool first (one small map with the workload's own
-function), so pool start is measured only by the ``start`` workload. A map that would
+function), so pool start is measured only by the ``start`` workloads. ``start`` starts
+pools in this (warm) process; ``import`` and ``start_cold`` time fresh interpreters
+(``python -c "<the library's import>"``, and ``_cold.py``), as a program's first call
+pays them. Those children write and use cached bytecode, as an installed package has it
+(``PYTHONDONTWRITEBYTECODE`` is dropped for them, and one untimed run first writes it). A map that would
 run longer than the per-round budget is cut to fewer items and its time scaled back to
 the nominal count (``n_used`` says so); ``run.py`` fixes that count in the first round and
 passes it to the later ones as ``params["n_used"]``.
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import subprocess
 import sys
 import time
 import traceback
@@ -28,7 +34,20 @@ import _tasks
 from _libs import ADAPTERS, Adapter
 
 Result = dict[str, Any]
+HERE = Path(__file__).resolve().parent
 START_SAMPLES = 4  # pool starts per round: each takes milliseconds, and the noise is of that size
+IMPORT_SAMPLES = 5  # fresh interpreters per round for ``import`` (tens of ms each)
+COLD_SAMPLES = 3  # fresh interpreters per round for ``start_cold`` (a pool started and stopped in each)
+FRESH_TIMEOUT = 60.0  # seconds one fresh interpreter may take
+# Times the import statement alone: the interpreter's own start-up is before the clock.
+_IMPORT_CODE = """import time
+t = time.perf_counter()
+{statement}
+t = time.perf_counter() - t
+import json, sys
+m = sys.modules.get("pathos")
+print(json.dumps({{"seconds": t, "pathos": getattr(m, "__file__", None)}}))
+"""
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -97,6 +116,39 @@ def start(pool: Adapter, p: dict[str, Any]) -> Result:
     return {"values": times, "unit": "s", "shutdown_s": stops}
 
 
+def _fresh(args: list[str], p: dict[str, Any]) -> float:
+    """Seconds that a fresh interpreter running ``args`` reports (checking which pathos it imported)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=HERE, env=env, capture_output=True, text=True, timeout=FRESH_TIMEOUT
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"fresh interpreter exited {proc.returncode}: {proc.stderr[-300:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    expected = p.get("pathos_from")
+    if expected and not Path(report["pathos"] or "").resolve().is_relative_to(Path(expected).resolve()):
+        raise ImportError(f"pathos imported from {report['pathos']}, expected it under {expected}")
+    return float(report["seconds"])
+
+
+def _fresh_samples(args: list[str], p: dict[str, Any], per_round: int) -> list[float]:
+    _fresh(args, p)  # untimed: writes the bytecode cache, warms the page cache
+    return [_fresh(args, p) for _ in range(p["rounds"] * per_round)]
+
+
+def imports(pool: Adapter, p: dict[str, Any]) -> Result:
+    """The library's import statement (``Adapter.IMPORT``) in a fresh interpreter: seconds."""
+    code = _IMPORT_CODE.format(statement=pool.IMPORT)
+    return {"values": _fresh_samples(["-c", code], p, IMPORT_SAMPLES), "unit": "s", "statement": pool.IMPORT}
+
+
+def start_cold(pool: Adapter, p: dict[str, Any]) -> Result:
+    """Import, pool start and the first result of a trivial task, in a fresh interpreter
+    (``_cold.py``): what a program's first parallel call costs. Seconds."""
+    args = [str(HERE / "_cold.py"), p["lib"], str(pool.nodes)]
+    return {"values": _fresh_samples(args, p, COLD_SAMPLES), "unit": "s"}
+
+
 def _serial_spin(p: dict[str, Any], n: int) -> float:
     return _timed(lambda: [_tasks.spin(p["spin_iters"]) for _ in range(n)])[0]
 
@@ -149,6 +201,8 @@ WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Result]] = {
     "lambda": lambdas,
     "chunk1": chunk1,
     "start": start,
+    "start_cold": start_cold,
+    "import": imports,
     "cpu": cpu,
     "np_args": np_args,
     "np_results": np_results,
@@ -169,7 +223,9 @@ def measure(lib: str, workload: str, params: dict[str, Any], pathos_from: Option
     """Run one workload on a fresh pool of one library; an exception becomes ``error``."""
     pool = ADAPTERS[lib](params["nodes"])
     result: Result = {"lib": lib, "workload": workload, "error": None}
-    own_pools = workload in ("start", "scaling")  # these start and stop pools themselves
+    params = {**params, "lib": lib, "pathos_from": pathos_from}  # for the fresh interpreters
+    # These start and stop pools themselves (the fresh-interpreter ones in their children).
+    own_pools = workload in ("start", "scaling", "start_cold", "import")
     try:
         if pathos_from:
             _check_pathos_from(pathos_from)

@@ -6,7 +6,9 @@ ones that pickle functions by reference, can send them to a worker.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False  # typing is not imported at run time: the cold-start child imports
+if TYPE_CHECKING:  # this module before its clock starts, and typing would be a free import
+    from typing import Any, Callable
 
 
 def inc(x: int) -> int:

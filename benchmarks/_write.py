@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from _goals import check
-from _measure import START_SAMPLES
+from _libs import ADAPTERS
+from _measure import COLD_SAMPLES, IMPORT_SAMPLES, START_SAMPLES
 from _report import LABELS, SHOWN, Results, cell, fmt_ratio, median, ratio_of, title
 
 CALLS = {
@@ -134,9 +135,17 @@ def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[st
         "checkout's `src/`, pathos 0.3.5 from its own `--target` directory (checked in the subprocess), never "
         "both in one interpreter. Rounds are interleaved across libraries, the order rotated by one each round.",
         "- Throughput workloads first start the pool and warm it with one small map of the same function, "
-        "untimed, so pool start is only in *pool start to first result* (create a pool, get `f(1)`, shut down "
+        "untimed, so pool start is only in the start workloads (*pool start to first result, imports done*: "
+        "create a pool, get `f(1)`, shut down "
         f"untimed; {START_SAMPLES} samples a round, {params['rounds'] * START_SAMPLES} in all, as each takes "
         "milliseconds; a round's figure is the median of its samples).",
+        "- *Import* and *import, pool start and first result* run in fresh interpreters "
+        f"({IMPORT_SAMPLES} and {COLD_SAMPLES} a round, after one untimed run that writes the bytecode "
+        "cache, as an installed package has it). *Import* times the statement a program writes to get the "
+        "pool, alone (the interpreter's own start-up is not in it): "
+        + "; ".join(f"{LABELS[lib]} `{ADAPTERS[lib].IMPORT}`" for lib in libs)
+        + ". The cold start times that import, creating the pool and getting `f(1)`, as a program's first "
+        "parallel call does (shutdown untimed).",
         "- Per-task overhead: chunksize=1 (`batch_size=1` for joblib, `chunk_size=1` for mpire); wall time / tasks.",
         "- mpire runs the lambda because its workers fork after the (warm-up) map names it; "
         "`multiprocessing.Pool` and `concurrent.futures` pickle functions by reference and fail on it.",

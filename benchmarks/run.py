@@ -43,7 +43,7 @@ import _tasks  # noqa: E402
 import _write  # noqa: E402
 
 LIBS = ("ours", "pathos035", "multiprocessing", "futures", "loky", "joblib", "mpire")
-WORKLOADS = ("tiny", "lambda", "chunk1", "start", "cpu", "np_args", "np_results", "scaling")
+WORKLOADS = ("tiny", "lambda", "chunk1", "start", "start_cold", "import", "cpu", "np_args", "np_results", "scaling")
 SCALING_LIBS = ("ours", "multiprocessing")
 RESULTS = HERE / "results"  # committed: written by a full run only, or by --out
 SCRATCH = HERE / "scratch"  # every other run (ignored by git)

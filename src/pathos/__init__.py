@@ -12,8 +12,7 @@ pathos 0.3.5, with a process engine that never hangs.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import helpers as helpers
 from . import maps as maps
@@ -42,6 +41,9 @@ from .pools import ParallelPool as ParallelPool
 from .pools import ProcessPool as ProcessPool
 from .pools import SerialPool as SerialPool
 from .pools import ThreadPool as ThreadPool
+
+if TYPE_CHECKING:
+    import logging
 
 python = serial  # pathos's old module aliases
 pp = parallel
@@ -101,6 +103,8 @@ def logger(level: int | None = None, handler: logging.Handler | None = None, **k
             twice with the same handler does not add it twice).
         name: the logger's name (default ``"pathos"``).
     """
+    import logging  # here, not at the top: most programs never call this, and logging is slow to import
+
     log = logging.getLogger(kwds.get("name", "pathos"))
     if handler is not None:
         log.handlers = [handler]  # as pathos: the given handler replaces the others

@@ -22,15 +22,19 @@ queue and starts its own thread when it needs one.
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import _lazy
+
+if TYPE_CHECKING:
+    import logging
+
+    log: logging.Logger
 
 __all__ = ["log", "on_callback_thread", "post", "start"]
-
-log = logging.getLogger("pathos")
 
 _queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
 _thread: threading.Thread | None = None
@@ -70,7 +74,7 @@ def _run(work: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]]) ->
         try:
             fn(*args)
         except BaseException:  # even SystemExit: this thread must outlive every callback
-            log.exception("a callback raised; the pool carries on: %r", fn)
+            _logger().exception("a callback raised; the pool carries on: %r", fn)
         del fn, args  # drop references before waiting: a finalizer may post again
 
 
@@ -81,6 +85,22 @@ def _after_fork_in_child() -> None:
     _queue = queue.SimpleQueue()
     _thread = None
     _start_lock = threading.Lock()
+
+
+def _logger() -> logging.Logger:
+    # The "pathos" logger, made on first use: logging (with the re, traceback and string
+    # modules it imports) is a good part of a bare ``import pathos``, and it is needed only
+    # once something goes wrong. The first use may be on an engine thread or the callback
+    # thread, hence _lazy.load (safe against a fork meanwhile).
+    logger: logging.Logger = _lazy.load("logging").getLogger("pathos")
+    globals()["log"] = logger  # later ``_callbacks.log`` finds it without __getattr__
+    return logger
+
+
+def __getattr__(name: str) -> Any:
+    if name == "log":  # ``_callbacks.log``, as other modules write it
+        return _logger()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if hasattr(os, "register_at_fork"):

@@ -11,13 +11,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import _callbacks
 from ._job import Job
+
+if TYPE_CHECKING:
+    import asyncio  # next_change imports it where it runs: inside a running event loop
 
 __all__ = ["JobFuture", "next_change"]
 
@@ -107,6 +109,8 @@ def next_change(job: Job, ready: Callable[[], bool]) -> asyncio.Future[None] | N
 
     Must be called from a running event loop, which the future belongs to.
     """
+    import asyncio  # here: submit() imports this module, and only a running event loop calls this
+
     loop = asyncio.get_running_loop()
     changed: asyncio.Future[None] = loop.create_future()
 

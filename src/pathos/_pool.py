@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import Future
-from typing import Any, Callable, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 
 from ._backend import RUN, Backend
 from ._errors import PathosError, public
 from ._job import Job
 from ._progress import attach_progress, check_progress, sized_total
 from ._results import AsyncResult, ResultIterator
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future  # submit() makes one through pathos._futures
 
 __all__ = ["AbstractWorkerPool", "PoolRunningError", "WorkerPool"]
 

@@ -7,14 +7,19 @@ wait through job callbacks, never blocking the event loop (see :mod:`pathos._fut
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from typing import Any, AsyncIterator, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generator, Iterator
 
 from . import _callbacks
 from ._errors import ResultTimeoutError
-from ._futures import JobFuture, next_change
 from ._job import ENDED, Chunk, Job, JobState
+
+if TYPE_CHECKING:
+    from ._futures import JobFuture
+
+# asyncio and pathos._futures (which needs concurrent.futures, and so logging) are
+# imported by the methods that use them, on the caller's thread: together they are most
+# of what a bare ``import pathos`` used to cost, and only submit() and await need them.
 
 __all__ = ["WINDOW_BYTES", "AsyncResult", "ResultIterator", "wait_for"]
 
@@ -53,11 +58,15 @@ class AsyncResult:
     def _as_future(self, *, interrupt: bool = True) -> JobFuture:
         """This result as a ``concurrent.futures.Future`` (made once)."""
         if self._future is None:
+            from ._futures import JobFuture
+
             job, single = self._job, self._single
             self._future = JobFuture(job, lambda: job.result(single=single), interrupt=interrupt)
         return self._future
 
     def __await__(self) -> Generator[Any, None, Any]:
+        import asyncio  # already imported by the event loop that awaits
+
         return asyncio.wrap_future(self._as_future()).__await__()
 
     def ready(self) -> bool:
@@ -220,6 +229,8 @@ class ResultIterator(Iterator[Any]):
 
     async def __anext__(self) -> Any:
         """The next result, awaited without blocking the event loop."""
+        from ._futures import next_change
+
         while not (self._closed or self._chunk is not None):
             changed = next_change(self._job, self._available)
             if changed is None:

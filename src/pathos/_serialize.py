@@ -20,6 +20,10 @@ pickled, and are used only where the receiver's ``__main__`` lacks them (globals
 under ``if __name__ == "__main__":`` in a spawned worker, anything on a Dask worker):
 see :mod:`pathos._mainguard`.
 
+dill is imported the first time something needs it (a process pool that only ever sends
+importable functions and plain data never loads it, nor do its workers): that first use
+may be on a pool's manager thread, so it goes through :func:`pathos._lazy.load`.
+
 Classes sent by value are *canonical*: each process keeps one class object per class
 definition (keyed by a digest of its dill bytes), and a class that came from this process
 goes back to this same class object. So ``isinstance(result, MyClass)`` holds in the
@@ -29,7 +33,6 @@ and the function's own globals alike.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -40,8 +43,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
-import dill
-
+from . import _lazy
 from ._errors import SerializationError
 from ._mainguard import main_dict, needed_globals
 from ._shm import BufferWriter, SegmentWriter
@@ -90,11 +92,18 @@ def _class_reduction(cls: type) -> Any:
             data = _dill_dumps(cls, top=cls)
         finally:
             busy.discard(id(cls))
-        known = (hashlib.blake2b(data, digest_size=16).digest(), data)
+        known = (_digest(data), data)
         with _lock:
             _origins[cls] = known
             _remember(known[0], cls)
     return (_load_class, (*known, cls.__module__, cls.__qualname__, _globals_blob(cls)))
+
+
+def _digest(data: bytes) -> bytes:
+    # hashlib (it loads OpenSSL) on first use: only classes sent by value need it, and they
+    # may first come on a manager thread, hence _lazy.
+    digest: bytes = _lazy.load("hashlib").blake2b(data, digest_size=16).digest()
+    return digest
 
 
 def _remember(digest: bytes, cls: type) -> None:
@@ -138,7 +147,7 @@ def _main_class(module: str, qualname: str) -> type | None:
 
 
 def _dill_loads(data: bytes) -> Any:
-    unpickler = dill.Unpickler(io.BytesIO(data))
+    unpickler = _dill().Unpickler(io.BytesIO(data))
     main = sys.modules.get("__main__")
     if main is not None:
         unpickler._main = main  # dill took __main__ when first imported: maybe before a spawn's fix-up
@@ -252,16 +261,35 @@ class _FastPickler(pickle.Pickler):
         return _override(obj)
 
 
-class _DillPickler(dill.Pickler):  # type: ignore[misc]
-    """dill, with classes made canonical as in :class:`_FastPickler`."""
+_dill_module: Any = None  # dill, once loaded by _dill()
+_DillPickler: Any = None  # its Pickler with our reducer_override, made with it
 
-    _top: Any = None
 
-    def reducer_override(self, obj: Any) -> Any:
-        return _override(obj, self._top)
+def _dill() -> Any:
+    """The dill module, imported on first use (with :class:`_DillPickler`, built on it)."""
+    if _dill_module is None:
+        _load_dill()
+    return _dill_module
+
+
+def _load_dill() -> None:
+    global _dill_module, _DillPickler
+    dill: Any = _lazy.load("dill")  # maybe on a manager thread: see pathos._lazy
+
+    class DillPickler(dill.Pickler):  # type: ignore[misc]
+        """dill, with classes made canonical as in :class:`_FastPickler`."""
+
+        _top: Any = None
+
+        def reducer_override(self, obj: Any) -> Any:
+            return _override(obj, self._top)
+
+    _DillPickler = DillPickler
+    _dill_module = dill  # last: a thread that sees the module sees the class too
 
 
 def _dill_dumps(obj: Any, top: Any = None) -> bytes:
+    _dill()
     buf = io.BytesIO()
     pickler = _DillPickler(buf, protocol=PROTOCOL)  # recurse, byref...: dill.settings, as pathos 0.3.5
     pickler._top = top

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import random
 import time
 import types
 from typing import Any, Callable
+
+# ``random`` is imported inside the two functions that use it: this module loads with
+# every ``import pathos``, and most programs never seed.
 
 __all__ = ["random_seed", "random_state", "starargs"]
 
@@ -25,6 +27,8 @@ def starargs(f: Callable[..., Any]) -> Callable[[Any], Any]:
 
 def random_seed(s: Any = None) -> None:
     """Seed ``random`` and, if installed, ``numpy.random`` (call it in each worker)."""
+    import random
+
     random.seed(s)
     try:
         import numpy
@@ -48,6 +52,8 @@ def random_state(module: Any = "random", new: bool = False, seed: Any = "!") -> 
     if isinstance(module, types.ModuleType):
         rng_module: Any = _numpy_random() if module.__name__ == "numpy" else module
     elif module == "random":
+        import random
+
         rng_module = random
     else:
         rng_module = importlib.import_module("numpy.random" if module == "numpy" else module)
