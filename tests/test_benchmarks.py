@@ -16,6 +16,7 @@ import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 WORKLOADS = {"tiny", "lambda", "chunk1", "start", "cpu", "np_args", "np_results", "scaling"}
+WORKLOADS |= {"np_args_cold", "np_results_cold"}
 
 
 def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
@@ -33,7 +34,7 @@ def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
         assert ours["values"] or ours["by_nodes"], workload
         assert "/src/pathos" in ours["version"], ours["version"]  # the tree's code, not an installed copy
     table = (tmp_path / "results.md").read_text()
-    assert "## Medians" in table and "## Goals" in table
+    assert "## Medians" in table and "## Goals" in table and "## Memory-copy bound" in table
 
 
 def _digest(folder: Path) -> dict[str, str]:
