@@ -56,7 +56,7 @@ __all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers.
 PREFETCH = 8  # batches queued per worker when its batches are quick
 STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty of work is left
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
-SHM_DEPTH = 2  # batches with large arguments queued per worker, at most (one runs, one waits)
+SHM_DEPTH = 1  # batches with large arguments a worker holds, at most (the next waits encoded, held)
 SHM_BATCH_BYTES = 8 << 20  # large-argument bytes a batch of several items carries, about, at most
 MAX_MESSAGE = 1 << 31  # bytes a batch's message may have (large buffers travel out of band)
 CAREFUL_ITEM_SECONDS = 20e-6  # items slower than this send finished results ahead (Run.flush_after)
@@ -339,18 +339,24 @@ class ProcessBackend(Events):
     def _depth(self, batch: Batch) -> int:
         """How many batches a worker may hold when this one is sent to it.
 
-        Quick batches queue deep, so a worker never waits for the next one (those with
-        large arguments ``SHM_DEPTH`` deep: their segments come back sooner). Moderate
+        Quick batches queue deep, so a worker never waits for the next one. Moderate
         ones (under ``STEADY_BATCH_SECONDS``) queue one deep while the job has at least
         a batch per worker still waiting, which hides the round trip to the parent (on a
         busy machine, milliseconds before its manager thread runs) without leaving slow
         work queued behind slow work at the end of a call, when another worker could
         take it. (No rule on message size is needed: nothing here blocks on a pipe.)
+
+        A batch with large arguments goes only to an idle worker (``SHM_DEPTH``): few
+        segments are then in flight, each refilled warm as soon as its batch is done,
+        and the next batch waits encoded (held) for the first worker free, so a worker
+        waits only for the round trip. (Measured: as fast as queueing them 2 deep, and
+        a pool's first call with arrays makes fewer new segments, the costly part.)
         """
+        if batch.segments:
+            return SHM_DEPTH
         job, n = batch.job, len(batch.items)
         if job.is_quick(n):
-            # Large arguments queue shallower: their segments are reused once back.
-            return SHM_DEPTH if batch.segments else PREFETCH
+            return PREFETCH
         if job.is_quick(n, STEADY_BATCH_SECONDS) and job.waiting() >= n * self.nodes:
             return 2
         return 1
