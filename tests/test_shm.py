@@ -177,6 +177,12 @@ def test_large_bytes_sees_arrays_and_starred_arguments() -> None:
     assert _shm.large_bytes(np.zeros(10)) == 0  # small buffers stay in the pipe
     assert _shm.large_bytes(bytes(2 << 20)) == 0  # bytes are pickled in the stream
     assert _shm.large_bytes(7) == _shm.large_bytes("text") == _shm.large_bytes({"a": big}) == 0
+    assert _shm.large_bytes(np.zeros(300_000, dtype="datetime64[ns]")) == 0  # memoryview refuses it
+
+
+def test_a_batch_of_arrays_memoryview_refuses_still_runs(pool: Any) -> None:
+    dates = [np.full(300_000, i, dtype="datetime64[ns]") for i in range(6)]
+    assert pool.map(first, dates) == [float(d[0].astype("int64")) for d in dates]
 
 
 def test_many_large_arguments_fill_few_segments_over_and_over() -> None:

@@ -107,7 +107,7 @@ def _buffer_bytes(obj: Any) -> int:
     try:
         with memoryview(obj) as view:
             nbytes = view.nbytes
-    except TypeError:
+    except Exception:  # no buffer (TypeError), or one memoryview will not show (datetime64: ValueError)
         return 0
     return nbytes if nbytes >= THRESHOLD else 0
 
