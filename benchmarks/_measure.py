@@ -11,7 +11,9 @@ function), so pool start is measured only by the ``start`` workloads. ``start`` 
 pools in this (warm) process; ``import`` and ``start_cold`` time fresh interpreters
 (``python -c "<the library's import>"``, and ``_cold.py``), as a program's first call
 pays them. Those children write and use cached bytecode, as an installed package has it
-(``PYTHONDONTWRITEBYTECODE`` is dropped for them, and one untimed run first writes it). A map that would
+(``PYTHONDONTWRITEBYTECODE`` is dropped for them, and one untimed run first writes it). The ``np_*_cold``
+workloads time a pool's first call with arrays instead (its workers up, but nothing of
+the array path warm, and the arrays made right before it), the same way for every library. A map that would
 run longer than the per-round budget is cut to fewer items and its time scaled back to
 the nominal count (``n_used`` says so); ``run.py`` fixes that count in the first round and
 passes it to the later ones as ``params["n_used"]``.
@@ -181,6 +183,33 @@ def np_results(pool: Adapter, p: dict[str, Any]) -> Result:
     return {**out, "unit": "s"}
 
 
+def _first_call(pool: Adapter, f: Any, make: Callable[[], list[Any]]) -> Result:
+    """One timed map, the first of its kind on this pool: the workers are up (warmed by
+    a trivial call, as every library's are) but nothing of the array path is warm, and
+    the inputs are made right before it (fresh arrays in fresh pages)."""
+    pool.map(_tasks.inc, list(range(2 * pool.nodes)))
+    items = make()
+    elapsed, out = _timed(lambda: pool.map(f, items))
+    if len(out) != len(items):
+        raise AssertionError(f"expected {len(items)} results, got {len(out)}")
+    return {"values": [elapsed], "n": len(items), "n_used": len(items), "unit": "s"}
+
+
+def np_args_cold(pool: Adapter, p: dict[str, Any]) -> Result:
+    """``np_args`` as a program's first call with arrays: fresh arrays, a pool that never
+    carried any (one sample per round: only the first call is cold)."""
+    import numpy as np
+
+    size, n = p["array_size"], p["n_arrays"]
+    return _first_call(pool, _tasks.first_item, lambda: [np.full(size, i, dtype=np.float64) for i in range(n)])
+
+
+def np_results_cold(pool: Adapter, p: dict[str, Any]) -> Result:
+    """``np_results`` as the first call of a pool that never returned an array."""
+    f = functools.partial(_tasks.full_array, size=p["array_size"])
+    return _first_call(pool, f, lambda: list(range(p["n_arrays"])))
+
+
 def scaling(pool: Adapter, p: dict[str, Any]) -> Result:
     """CPU-bound speedup for each node count in ``p["scaling_nodes"]``."""
     n, iters = p["n_scaling"], p["spin_iters"]
@@ -206,6 +235,8 @@ WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Result]] = {
     "cpu": cpu,
     "np_args": np_args,
     "np_results": np_results,
+    "np_args_cold": np_args_cold,
+    "np_results_cold": np_results_cold,
     "scaling": scaling,
 }
 
@@ -230,6 +261,8 @@ def measure(lib: str, workload: str, params: dict[str, Any], pathos_from: Option
         if pathos_from:
             _check_pathos_from(pathos_from)
         result["version"] = pool.version()
+        if workload.startswith("np_"):
+            import numpy  # noqa: F401  (imported before the pool starts, as a program does)
         if not own_pools:
             pool.start()
         try:

@@ -38,6 +38,8 @@ SHOWN = {
     "cpu": ("CPU-bound speedup over serial ({n_cpu} x {task_ms:g} ms)", "x", 1.0, True),
     "np_args": ("{n_arrays} numpy arguments of {mb:g} MB", "ms", 1e3, False),
     "np_results": ("{n_arrays} numpy results of {mb:g} MB", "ms", 1e3, False),
+    "np_args_cold": ("{n_arrays} numpy arguments of {mb:g} MB, a pool's first call with arrays", "ms", 1e3, False),
+    "np_results_cold": ("{n_arrays} numpy results of {mb:g} MB, a pool's first call with arrays", "ms", 1e3, False),
 }
 
 Results = dict[str, dict[str, Any]]

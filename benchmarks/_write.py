@@ -111,6 +111,31 @@ def _goals(goals: list[dict[str, Any]]) -> list[str]:
     return ["", "## Goals", "", intro, "", *_table(header, rows)]
 
 
+def _copy_bound(meta: dict[str, Any], results: Results, params: dict[str, Any]) -> list[str]:
+    """Ours' numpy figures against the cost of one copy of their bytes on this machine."""
+    bound = meta.get("copy_bound")
+    if not bound:
+        return []
+    fig = {k: statistics.median(v) for k, v in bound.items()}
+    mb = fig["bytes"] / 1e6
+    intro = (
+        f"One copy of the {mb:.0f} MB the numpy workloads move, array by array (best of 3 passes, median over "
+        f"{len(bound['bytes'])} rounds): into reused pages (a plain memcpy) {fig['reused'] * 1e3:.1f} ms, into fresh "
+        f"private pages {fig['fresh'] * 1e3:.1f} ms"
+        + (f", written into new `/dev/shm` files {fig['fresh_shm'] * 1e3:.1f} ms" if "fresh_shm" in fig else "")
+        + ". Ours' time as a multiple of each (1x: as fast as one copy)."
+    )
+    header = ["workload", "ours", "x reused-page copy", "x fresh-page copy", "x new /dev/shm files"]
+    rows = []
+    for w in (w for w in SHOWN if w.startswith("np_") and w in results):
+        ours = median(results[w].get("ours"))
+        if ours is None:
+            continue
+        multiples = [f"{ours / fig[k]:.2g}x" if k in fig else "-" for k in ("reused", "fresh", "fresh_shm")]
+        rows.append([title(w, params), cell(w, results[w].get("ours")), *multiples])
+    return ["", "## Memory-copy bound", "", intro, "", *_table(header, rows)]
+
+
 def _scaling(results: Results, params: dict[str, Any]) -> list[str]:
     by_lib = results.get("scaling", {})
     libs = [lib for lib in LABELS if lib in by_lib]
@@ -146,6 +171,11 @@ def _notes(results: Results, params: dict[str, Any], libs: list[str]) -> list[st
         + "; ".join(f"{LABELS[lib]} `{ADAPTERS[lib].IMPORT}`" for lib in libs)
         + ". The cold start times that import, creating the pool and getting `f(1)`, as a program's first "
         "parallel call does (shutdown untimed).",
+        "- Numpy workloads: each argument or result is a float64 array of "
+        f"{params['array_size'] * 8 / 1e6:g} MB; f reads one element of its argument, or makes its result. The "
+        "plain rows warm the pool with a small map of the same arrays first, so they show a pool in steady use; "
+        "the *first call* rows warm it with a trivial call only, make fresh arrays right before the timed map, and "
+        "time that one map (one sample a round): the cost a program pays the first time a pool moves arrays.",
         "- Per-task overhead: chunksize=1 (`batch_size=1` for joblib, `chunk_size=1` for mpire); wall time / tasks.",
         "- mpire runs the lambda because its workers fork after the (warm-up) map names it; "
         "`multiprocessing.Pool` and `concurrent.futures` pickle functions by reference and fail on it.",
@@ -171,7 +201,8 @@ def markdown(meta: dict[str, Any], params: dict[str, Any], results: Results, goa
     """The whole ``results.md``."""
     libs = _libs_in(results)
     parts = _header(meta, params) + _medians(results, params, libs) + _ratios(results, params, libs)
-    parts += _goals(goals) + _scaling(results, params) + _notes(results, params, libs)
+    parts += _goals(goals) + _copy_bound(meta, results, params) + _scaling(results, params)
+    parts += _notes(results, params, libs)
     parts += ["", "![ratios and scaling](results.png)", ""]
     return "\n".join(parts)
 

@@ -43,7 +43,21 @@ import _tasks  # noqa: E402
 import _write  # noqa: E402
 
 LIBS = ("ours", "pathos035", "multiprocessing", "futures", "loky", "joblib", "mpire")
-WORKLOADS = ("tiny", "lambda", "chunk1", "start", "start_cold", "import", "cpu", "np_args", "np_results", "scaling")
+WORKLOADS = (
+    "tiny",
+    "lambda",
+    "chunk1",
+    "start",
+    "start_cold",
+    "import",
+    "cpu",
+    "np_args",
+    "np_results",
+    "np_args_cold",
+    "np_results_cold",
+    "scaling",
+)
+NUMPY_WORKLOADS = ("np_args", "np_results", "np_args_cold", "np_results_cold")  # these get the copy bound too
 SCALING_LIBS = ("ours", "multiprocessing")
 RESULTS = HERE / "results"  # committed: written by a full run only, or by --out
 SCRATCH = HERE / "scratch"  # every other run (ignored by git)
@@ -245,6 +259,27 @@ def run_workload(workload: str, libs: list[str], args: argparse.Namespace, param
     return {lib: merge_rounds(parts[lib]) for lib in libs}
 
 
+def measure_bound(params: dict[str, Any], rounds: int, timeout: float) -> Optional[dict[str, list[float]]]:
+    """The memory-copy bound of this machine (see ``_bound.py``), in a subprocess once per
+    round: every round's figures by name, or None if no round could measure it."""
+    figures: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bound.json"
+            cmd = [sys.executable, str(HERE / "_bound.py"), "--params", json.dumps(params), "--out", str(out)]
+            try:
+                subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:
+                continue
+            if out.exists():
+                for name, value in json.loads(out.read_text()).items():
+                    figures.setdefault(name, []).append(value)
+    if figures:
+        shown = ", ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms" for k, v in figures.items() if k != "bytes")
+        print(f"copy bound ({statistics.median(figures['bytes']) / 1e6:.0f} MB): {shown}", flush=True)
+    return figures or None
+
+
 def run_all(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every chosen workload on every chosen library, printing each round as it comes."""
     results: dict[str, dict[str, Any]] = {}
@@ -265,8 +300,11 @@ def main(argv: list[str]) -> int:
         _env.ensure_pathos035()  # started with the venv's Python directly: still make sure
     started = time.time()
     params = build_params(args)
+    bound = measure_bound(params, args.rounds, args.timeout) if set(args.only) & set(NUMPY_WORKLOADS) else None
     results = run_all(args, params)
     meta = _report.machine_meta(args.libs, results, argv, time.time() - started)
+    if bound:
+        meta["copy_bound"] = bound
     paths = _write.write_all(args.out, meta, params, results)
     print("wrote " + ", ".join(str(p) for p in paths))
     if args.out == SCRATCH:

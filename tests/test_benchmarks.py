@@ -18,6 +18,7 @@ import pytest
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 BENCH = RUN.parent
 WORKLOADS = {"tiny", "lambda", "chunk1", "start", "start_cold", "import", "cpu", "np_args", "np_results", "scaling"}
+WORKLOADS |= {"np_args_cold", "np_results_cold"}
 
 
 def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_harness_runs_every_workload_on_ours(tmp_path: Path) -> None:
         assert ours["values"] or ours["by_nodes"], workload
         assert "/src/pathos" in ours["version"], ours["version"]  # the tree's code, not an installed copy
     table = (tmp_path / "results.md").read_text()
-    assert "## Medians" in table and "## Goals" in table
+    assert "## Medians" in table and "## Goals" in table and "## Memory-copy bound" in table
     # The fresh-interpreter workloads: one figure per interpreter (the untimed first run
     # aside), the import timed alone, then with a pool started and its first result.
     imported, cold = doc["results"]["import"]["ours"], doc["results"]["start_cold"]["ours"]

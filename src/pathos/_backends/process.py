@@ -58,7 +58,8 @@ __all__ = ["ProcessBackend", "rebuild_error"]  # rebuild_error: now in _workers.
 PREFETCH = 8  # batches queued per worker when its batches are quick
 STEADY_BATCH_SECONDS = 0.1  # batches under this may wait one deep while plenty of work is left
 CANCEL_GRACE_SECONDS = 0.05  # a cancelled batch running longer than this is killed
-SEGMENT_IDLE_SECONDS = 1.0  # an idle pool keeps its argument segments this long, for the next call
+SHM_DEPTH = 1  # batches with large arguments a worker holds, at most (the next waits encoded, held)
+SHM_BATCH_BYTES = 8 << 20  # large-argument bytes a batch of several items carries, about, at most
 MAX_MESSAGE = 1 << 31  # bytes a batch's message may have (large buffers travel out of band)
 FLUSH_SECONDS = 0.001  # ... at most this often
 EAGER_ITEMS = 32  # an unmeasured batch of at most this many items sends each result ahead
@@ -98,8 +99,7 @@ class ProcessBackend(Events):
         self._setup = dumps(setup, what="initializer")
         self._has_initializer = initializer is not None
         self._shm_prefix = f"pathos-{os.getpid()}-p" if _shm.available() else None
-        self._segments = _shm.SegmentPool(self._shm_prefix) if self._shm_prefix else None
-        self._idle_since: float | None = None
+        self._segments = _shm.shared_pool() if self._shm_prefix else None  # shared by the process's pools
         self._maxtasks = maxtasksperchild
         # Owned by the manager thread (created by _start_engine before it starts):
         self._workers: list[WorkerProcess] = []
@@ -217,19 +217,7 @@ class ProcessBackend(Events):
                 self._receive(worker)
         self._check_deadlines()
         self._check_liveness()
-        if self._segments is not None and self._segments.holding:
-            self._trim_when_idle(self._segments)
         return True
-
-    def _trim_when_idle(self, segments: _shm.SegmentPool) -> None:
-        """Unlink the free argument segments once the pool has been idle a while."""
-        if not self._idle():
-            self._idle_since = None
-        elif self._idle_since is None:
-            self._idle_since = time.monotonic()
-        elif time.monotonic() - self._idle_since >= SEGMENT_IDLE_SECONDS:
-            segments.trim()
-            self._idle_since = None
 
     def _idle(self) -> bool:
         return not self._held and not any(w.outstanding for w in self._workers) and not self._queue
@@ -250,9 +238,8 @@ class ProcessBackend(Events):
         return timeout
 
     def _close_resources(self) -> None:
-        """Free what only a running engine needs (its workers are gone by now)."""
-        if self._segments is not None:
-            self._segments.trim()
+        """Free what only a running engine needs (its workers are gone by now). The free
+        argument segments belong to the process: they go when unused a second."""
         if self._selector is not None:
             self._selector.close()
             self._selector = None
@@ -324,10 +311,10 @@ class ProcessBackend(Events):
                 batch = self._queue.pull()
                 if batch is None:
                     return
-                payload = self._encode(batch)
-                if payload is None:
+                encoded = self._encode(batch)
+                if encoded is None:
                     continue
-                self._held = (batch, payload)
+                self._held = encoded
             batch, payload = self._held
             per_item = batch.job.item_seconds()
             worker = self._pick(self._depth(batch, per_item))
@@ -354,9 +341,7 @@ class ProcessBackend(Events):
             # error. (The error is a local here: no other thread can clear it under us,
             # which once made such a batch "fail" with None and pipe() return None.)
             if self._init_error_now() is None:
-                payload = self._encode(batch)
-                if payload is not None:
-                    self._held = (batch, payload)
+                self._held = self._encode(batch)
                 return False
             batch.job.batch_failed(batch, error)
         return True
@@ -371,7 +356,15 @@ class ProcessBackend(Events):
         work queued behind slow work at the end of a call, when another worker could
         take it. (No rule on message size is needed: nothing here blocks on a pipe.)
         ``per_item``: the job's measured seconds per item (None: not measured yet).
+
+        A batch with large arguments goes only to an idle worker (``SHM_DEPTH``): few
+        segments are then in flight, each refilled warm as soon as its batch is done,
+        and the next batch waits encoded (held) for the first worker free, so a worker
+        waits only for the round trip. (Measured: as fast as queueing them 2 deep, and
+        a pool's first call with arrays makes fewer new segments, the costly part.)
         """
+        if batch.segments:
+            return SHM_DEPTH
         if per_item is None:
             return 1
         n = len(batch.items)
@@ -392,8 +385,9 @@ class ProcessBackend(Events):
                 best = w
         return best
 
-    def _encode(self, batch: Batch) -> bytes | None:
-        """The batch's items as bytes, or None after telling the job why not."""
+    def _encode(self, batch: Batch) -> tuple[Batch, bytes] | None:
+        """The batch (maybe cut shorter, see :meth:`_cut`) and its items as bytes, or
+        None after telling the job why not."""
         job = batch.job
         if job.key not in self._functions:
             try:
@@ -402,8 +396,10 @@ class ProcessBackend(Events):
                 job.cancel(exc)
                 job.batch_failed(batch, exc)
                 return None
-        # Plain data (ints, floats, short strings...) needs no shared-memory writer.
-        writer = self._segments.writer() if self._segments is not None and not is_plain(batch.items) else None
+        writer = None
+        if self._segments is not None and not is_plain(batch.items):  # plain data has no large buffer
+            batch = self._cut(batch)
+            writer = self._segments.writer()
         try:
             data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
         except SerializationError as exc:  # dumps() has given back its segments
@@ -416,7 +412,27 @@ class ProcessBackend(Events):
             self._release(batch)
             self._fail_whole(batch, _too_large(batch, len(data), len(self._functions[job.key][1])))
             return None
-        return data
+        return batch, data
+
+    @staticmethod
+    def _cut(batch: Batch) -> Batch:
+        """A batch of large arguments, cut to about ``SHM_BATCH_BYTES`` (its first item's
+        large buffers tell their size); the rest goes back to its job, to be sent next.
+
+        Few segments are then in flight at once, and each comes back for reuse as soon
+        as its batch is done: a call over 40 arrays of 8 MB fills a handful of segments
+        over and over (warm pages, a plain memory copy) instead of 40 new ones.
+        """
+        n = len(batch.items)
+        if n < 2:
+            return batch
+        per_item = _shm.large_bytes(batch.items[0])
+        keep = max(1, SHM_BATCH_BYTES // per_item) if per_item else n
+        if keep >= n:
+            return batch
+        head, tail = batch.job.split(batch, keep)
+        batch.job.batch_unstarted(tail)
+        return head
 
     def _send(self, worker: WorkerProcess, batch: Batch, items: bytes, per_item: float | None) -> None:
         job = batch.job
