@@ -121,6 +121,8 @@ class FakeBackend(Backend):
     def finish(self, batch: Batch | None = None) -> None:
         """Run a batch in flight (the oldest by default) and report its results."""
         batch = self._settling(batch)
+        if batch is None:
+            return
         job = batch.job
         values, errors = _protocol.run_items(job.fn, batch.items, job.star, job.kwargs)
         self.log.append(("finish", batch.start))
@@ -128,11 +130,15 @@ class FakeBackend(Backend):
 
     def fail(self, exc: BaseException, batch: Batch | None = None) -> None:
         batch = self._settling(batch)
+        if batch is None:
+            return
         self.log.append(("fail", batch.start))
         batch.job.batch_failed(batch, exc)
 
     def lose(self, exc: BaseException, batch: Batch | None = None) -> None:
         batch = self._settling(batch)
+        if batch is None:
+            return
         self.log.append(("lose", batch.start))
         batch.job.batch_lost(batch, exc)
 
@@ -155,10 +161,16 @@ class FakeBackend(Backend):
         """The engine's idle exit decision (``Backend._engine_may_exit``)."""
         return self._engine_may_exit()
 
-    def _settling(self, batch: Batch | None) -> Batch:
+    def _settling(self, batch: Batch | None) -> Batch | None:
+        """Take ``batch`` (the oldest by default) out of flight; None if terminate() did."""
         with self._lock:
             if batch is None:
                 return self.in_flight.popleft()
+            if batch not in self.in_flight and self.state == TERMINATE:
+                # Race: terminate() came between take() and here; _stop_engine() took
+                # the batch out of flight and failed its job. (The engine thread once
+                # died of the ValueError here, leaving join() waiting for ever.)
+                return None
             self.in_flight.remove(batch)
             return batch
 
@@ -176,6 +188,14 @@ class FakeBackend(Backend):
 
     # -- auto mode: one engine thread -------------------------------------------------------
     def _engine(self) -> None:
+        try:
+            self._engine_loop()
+        except BaseException:  # a bug in this double must not leave join() waiting for ever
+            with self._lock:
+                self._engine_may_exit_locked(force=True)
+            raise
+
+    def _engine_loop(self) -> None:
         while True:
             if self.state != TERMINATE and self.step():
                 continue

@@ -259,6 +259,23 @@ def test_fake_notify_starts_then_wakes_the_engine() -> None:
     assert b.run_all() == 3
 
 
+def test_fake_batch_taken_then_terminated_is_settled_once() -> None:
+    """terminate() between the engine taking a batch and settling it: the batch was
+    failed by terminate(), and settling it after is a no-op (the auto engine thread
+    once died here of a ValueError, and the pool's join() then waited for ever)."""
+    b = FakeBackend()
+    job = fed([1, 2])
+    b.submit(job)
+    batch = b.take()
+    assert batch is not None
+    b.terminate()
+    b.finish(batch)  # the engine carries on from where it was: nothing to settle
+    with pytest.raises(PoolClosedError):
+        job.result()
+    b.join(T)
+    assert b.joined()
+
+
 def test_fake_exit_decision_sees_work_queued_during_cleanup() -> None:
     """A notify() that lands while the engine cleans up only wakes it; the exit
     decision then sees the work and the engine goes on."""
