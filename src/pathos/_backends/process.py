@@ -444,14 +444,17 @@ class ProcessBackend(Events):
         refs = [(s.name, s.used) for s in batch.segments]
         message = encode(Run(batch_id, job.key, fn_bytes, items, refs, worker.forget, _flush_after(batch, per_item)))
         worker.forget = []
-        if not worker.outstanding:
+        idle = not worker.outstanding
+        if idle:
             worker.started = time.monotonic()
             worker.base = 0
         worker.outstanding.append((batch_id, batch))
         worker.sent += 1
         if self._maxtasks is not None and worker.sent >= self._maxtasks:
             worker.retiring = True
-        self._write(worker, message, now=False)
+        # An idle worker gets its batch at once (it waits for it); one with work in hand
+        # gets it at the end of the dispatch round, with whatever else was queued for it.
+        self._write(worker, message, now=idle)
 
     def _sweep_cancelled(self) -> None:
         """Free workers still running a long batch of a cancelled call."""
