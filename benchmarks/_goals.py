@@ -61,26 +61,36 @@ GOALS = (
 # Why a goal is missed when it is: our reading of the measurements, shown only next to a
 # goal that falls short. Copy costs measured alone on the 2-core reference machine: 320 MB
 # copied into fresh pages ~120 ms, into reused pages ~40 ms, written to /dev/shm ~250 ms.
-# A target raised by issue 12 whose miss we have not read again says so (FRESH), rather
-# than keep a reason written for the old target or for the engine before its changes.
-FRESH = "not read yet: the target (issue 12) or the engine is new since the last explanation; needs a fresh reading"
 WHY = {
-    "tiny_pathos": "pathos 0.3.5 already sends n/(4·workers)-item chunks, so most of its time is the same "
-    "per-item Python call loop as ours; only its dill round trip per chunk is saved",
-    "tiny_mp": FRESH,
-    "lambda_pathos": "as for tiny tasks: with large default chunks pathos 0.3.5 pays dill once per chunk, not per item",
-    "chunk1": FRESH + " (compare with multiprocessing.Pool's figure in the same run)",
-    "args_pathos": "each round starts a fresh pool, so the first arrays in flight are copied into new /dev/shm "
-    "pages (filling a reused segment is about 4x cheaper); that one copy per array bounds the gap to a "
-    "pipe-based peer",
-    "results_pathos": "the worker copies each result into fresh /dev/shm pages (page faults + copy) before the caller "
-    "maps it; that single copy bounds the gap to a pipe-based peer",
-    "args_joblib": "joblib also memory-maps large arguments through files in /dev/shm, so both pay about one "
-    "copy of each array into fresh pages",
-    "results_joblib": "joblib pickles results back through a pipe; our one copy into fresh shm pages is the floor",
+    "tiny_pathos": "pathos 0.3.5 sends n/(4·workers)-item chunks and runs them with a bare map() in its "
+    "workers; ours records in shared memory which item runs before each one (exact crash culprit: ~25 ns an "
+    "item with the enumerate, about as much as the call of x + 1 itself), so its per-item loop is the floor "
+    "on both sides",
+    "tiny_mp": "per 100k items our workers spend ~8 ms of CPU against ~5.3 ms for multiprocessing.Pool's "
+    "bare list(map()): ~2.5 ms is the per-item progress store that pins a crash on its item, the rest more "
+    "batches and their messages; the caller's CPU is about equal (~4 ms: pickling the items, unpickling "
+    "100k results, ~20 ns each), but on one manager thread, which on 2 cores competes with both workers. "
+    "Each round times a fresh pool's second call, where new workers also fault in fresh memory",
+    "lambda_pathos": "as for tiny tasks (the function travels once per call and worker; the per-item loop and "
+    "the progress store are the cost)",
+    "chunk1": "each task is a message each way: a write that wakes a worker process (~13 µs on this VM, "
+    "measured alone) and one that wakes the caller's manager thread, plus ~10 µs of Python per batch on that "
+    "thread; multiprocessing.Pool pays the same wake-ups (its figure in the same run is the floor)",
+    "args_pathos": "a pool's first arrays go into new /dev/shm pages (3 ms per 8 MB here); after that 3 "
+    "segments are refilled by a plain memory copy (0.45 ms per 8 MB): about 1.5x the memcpy bound in steady "
+    "use, 1.9x on a pool's first call",
+    "results_pathos": "each result must land in fresh shared pages: the worker writes it into a new /dev/shm "
+    "file, 3 ms per 8 MB here, about 90% of our time, and the caller holds every result, so no page can be "
+    "reused within the call (we run at 0.85x the machine's cost of writing new /dev/shm files, both workers "
+    "writing at once). A round takes ~0.1 s, so a burst of other work on this shared machine lands whole on "
+    "our round, while the peers' second-long rounds average it out",
+    "args_joblib": "as for pathos 0.3.5: the first use of each segment is a copy into new /dev/shm pages",
+    "results_joblib": "as for pathos 0.3.5: one copy of each result into fresh /dev/shm pages is the floor",
     "start_mp": "forking the workers, starting the pool's manager thread and the first round trip dominate; "
     "a few milliseconds either way, within this shared machine's spread",
-    "import": FRESH + " (`python -X importtime -c 'import pathos.multiprocessing'` shows what each module costs)",
+    "import": "what is left is mostly the standard library's multiprocessing (~5 ms, kept eager: "
+    "ResultTimeoutError is a multiprocessing.TimeoutError), typing and our own modules; "
+    "`python -X importtime -c 'import pathos.multiprocessing'` shows each",
 }
 
 
