@@ -48,7 +48,7 @@ from ._errors import SerializationError
 from ._mainguard import main_dict, needed_globals
 from ._shm import BufferWriter, SegmentWriter
 
-__all__ = ["describe", "dumps", "is_plain", "loads", "name_result_item"]
+__all__ = ["describe", "dumps", "loads", "name_result_item", "plain_dumps"]
 
 PROTOCOL = 5
 _CLASS_CACHE_SIZE = 1024
@@ -333,10 +333,10 @@ def dumps(obj: Any, *, what: str = "object", buffers: BufferWriter | SegmentWrit
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
-def is_plain(obj: Any) -> bool:
-    """True for small data made only of builtin scalars: plain ``pickle.dumps`` is enough,
-    and no large buffer can be in it."""
-    return _is_plain(obj, 3)
+def plain_dumps(obj: Any) -> bytes | None:
+    """``obj`` serialized by plain ``pickle.dumps`` if it is small data made only of
+    builtin scalars (no large buffer can be in it); None for anything else (use :func:`dumps`)."""
+    return pickle.dumps(obj, PROTOCOL) if _is_plain(obj, 3) else None
 
 
 def _is_plain(obj: Any, depth: int) -> bool:

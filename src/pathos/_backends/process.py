@@ -48,7 +48,7 @@ from .._backend import CLOSE, RUN, TERMINATE, WakeupPipe
 from .._batcher import QUICK_BATCH_SECONDS
 from .._errors import PathosError, SerializationError
 from .._job import Batch, Job
-from .._serialize import dumps, is_plain
+from .._serialize import dumps, plain_dumps
 from .._workers._process import WorkerProcess
 from .._workers._protocol import CAREFUL_ITEM_SECONDS, Run, encode, items_label, rebuild_error
 from ._process_events import LIVENESS_SECONDS, Events
@@ -396,17 +396,19 @@ class ProcessBackend(Events):
                 job.cancel(exc)
                 job.batch_failed(batch, exc)
                 return None
-        writer = None
-        if self._segments is not None and not is_plain(batch.items):  # plain data has no large buffer
-            batch = self._cut(batch)
-            writer = self._segments.writer()
-        try:
-            data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
-        except SerializationError as exc:  # dumps() has given back its segments
-            self._fail_whole(batch, exc)  # split it, so only the bad item fails
-            return None
-        if writer is not None:
-            batch.segments = writer.segments
+        data = plain_dumps(batch.items)  # plain data (ints, short strings...): no writer, no second look
+        if data is None:
+            writer = None
+            if self._segments is not None:
+                batch = self._cut(batch)
+                writer = self._segments.writer()
+            try:
+                data = dumps(batch.items, what=f"arguments of item {batch.start}", buffers=writer)
+            except SerializationError as exc:  # dumps() has given back its segments
+                self._fail_whole(batch, exc)  # split it, so only the bad item fails
+                return None
+            if writer is not None:
+                batch.segments = writer.segments
         too_big = len(data) + len(self._functions[job.key][1]) - MAX_MESSAGE
         if too_big > 0:
             self._release(batch)
