@@ -254,3 +254,25 @@ def test_a_call_with_its_input_known_wakes_the_engine_once(verb: str) -> None:
     finally:
         pool.terminate()
         pool.clear()
+
+
+class _SlowToSend:
+    """A result that takes 30 ms to serialize (as a large array into shared memory does)."""
+
+    def __reduce__(self) -> Any:
+        time.sleep(0.03)
+        return (_SlowToSend, ())
+
+
+def _make_slow(_: Any) -> _SlowToSend:
+    return _SlowToSend()
+
+
+def test_a_batch_time_includes_sending_its_results() -> None:
+    """The parent sizes batches by the time a worker reports: it must include writing the
+    results, or batches of heavy results come out too large (one worker gets most)."""
+    run = Run(7, 1, dumps((_make_slow, {}, False)), dumps([1, 2]), [], [], None)
+    batch = _BatchRun(_Recorder(), run, None, memoryview(bytearray(8 * SLOT_SIZE)).cast("q"))  # type: ignore[arg-type]
+    reply = batch.run({}, [])
+    assert not reply.errors
+    assert reply.seconds >= 0.05  # two results, 30 ms each to serialize; the calls are instant
