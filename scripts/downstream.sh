@@ -56,10 +56,12 @@ from SALib.test_functions import Ishigami
 
 warnings.simplefilter("ignore")  # "Parallel evaluation is an experimental feature"
 spec = ProblemSpec({"names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3, "outputs": ["Y"]})
-spec.sample_sobol(256, calc_second_order=False).evaluate_parallel(Ishigami.evaluate, nprocs=2)
+# Seeded, and 1024 samples: the check below is about SALib running on this pathos, not
+# about Sobol sampling noise (unseeded with 256 samples, S1 of x3 came out -0.12 once).
+spec.sample_sobol(1024, calc_second_order=False, seed=1).evaluate_parallel(Ishigami.evaluate, nprocs=2)
 serial = Ishigami.evaluate(spec.samples)
 assert np.allclose(spec.results.ravel(), serial.ravel()), "parallel results differ from serial"
-spec.analyze_sobol(calc_second_order=False)
+spec.analyze_sobol(calc_second_order=False, seed=1)
 first = spec.analysis["S1"]
 assert first[0] > 0.2 and abs(first[2]) < 0.1, first  # Ishigami: x1 matters, x3 alone does not
 print("SALib evaluate_parallel ok: S1 =", np.round(first, 2))
