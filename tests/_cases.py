@@ -193,6 +193,19 @@ def fork_and_return(x: int) -> int:
     return x
 
 
+def record_fork_at(x: int, path: str, at: int) -> int:
+    """Append ``x`` to ``path``; at item ``at``, fork, and the child returns from the task
+    (so it is back in the worker's loop, where it must not run another item)."""
+    with open(path, "a") as f:
+        f.write(f"{x}\n")
+    if x == at:
+        child = os.fork()
+        if child == 0:
+            return -1
+        os.waitpid(child, 0)
+    return x
+
+
 def fork_sleeper_then_die(x: int) -> int:
     """Fork a child that lives on for 20 s, then kill this worker."""
     if os.fork() == 0:

@@ -262,6 +262,28 @@ def test_a_forked_child_that_returns_does_not_speak_for_the_worker() -> None:
         pool.clear()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_no_other_item_of_a_quick_batch(tmp_path: Path) -> None:
+    """Items measured to be quick run without a check per item; a child forked by one of
+    them that returns into the worker's loop must still run no other item (it would
+    repeat their side effects), and end before it speaks."""
+    import functools
+
+    pool = make_pool("process", nodes=1)
+    try:
+        warm = tmp_path / "warm"
+        assert pool.map(functools.partial(_cases.record_fork_at, path=str(warm), at=-1), range(500)) == list(
+            range(500)
+        )  # the job's function is now measured quick
+        path = tmp_path / "runs"
+        f = functools.partial(_cases.record_fork_at, path=str(path), at=1000)
+        assert pool.map(f, range(3000)) == list(range(3000))
+        runs = [int(line) for line in path.read_text().split()]
+        assert sorted(runs) == list(range(3000)), "an item ran twice (in the forked child) or not at all"
+    finally:
+        pool.clear()
+
+
 # -- item 18: /dev/shm freed at terminate -----------------------------------------------
 def _our_files() -> set[str]:
     return {n for n in os.listdir(_shm.SHM_DIR) if n.startswith(f"pathos-{os.getpid()}-")}

@@ -281,8 +281,14 @@ def _send(conn: Connection, message: Any) -> None:
 
 
 def _mark_forked() -> None:
+    """In a child forked by a task: flag it, and empty the items left to the quick loop
+    (in the child's copy only), so that a child that returns into the worker's loop runs
+    no other item; it then ends at its first message (:func:`_send`)."""
     global _forked
     _forked = True
+    batch = _running
+    if batch is not None and batch.rest is not None:
+        batch.rest.clear()  # the loop's iterator sees an empty list: it stops
 
 
 def _forked_child_returned() -> NoReturn:
@@ -316,6 +322,7 @@ class _BatchRun:
         self.values: list[Any] = []
         self.errors: dict[int, BaseException] = {}
         self.sent = 0  # items already sent in Partial messages
+        self.rest: list[Any] | None = None  # the list the quick loop iterates (see _mark_forked)
 
     def run(
         self, functions: dict[int, tuple[Callable[..., Any], dict[str, Any], bool]], handles: list[Any]
@@ -364,7 +371,7 @@ class _BatchRun:
         append = values.append
         n, i = len(items), start
         while i < n:
-            rest = items[i:] if i else items
+            rest = self.rest = items[i:] if i else items
             try:
                 if star:
                     for j, args in enumerate(rest, i):
