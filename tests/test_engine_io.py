@@ -203,6 +203,7 @@ def test_an_unmeasured_batch_of_quick_items_stops_sending_ahead() -> None:
     partials = [m for m in conn.sent if isinstance(m, Partial)]
     assert len(partials) == 1
     assert batch.values == items
+    assert batch.rest is None  # no reference to the arguments outlives the batch (shared memory)
 
 
 def test_an_unmeasured_batch_of_slow_items_keeps_sending_ahead() -> None:

@@ -352,6 +352,10 @@ class _BatchRun:
                 self._run_quick(fn, items, star, kwargs)
         finally:
             _running = None
+            # The arguments must go with this frame: an array mapped from the parent's
+            # shared memory that is still referenced keeps its segment from being unmapped
+            # and reused ("kept"), and every later batch then needs a new one.
+            self.rest = None
         values = self.values[self.sent :] if self.sent else self.values
         sent = self.sent
         errors = [(offset - sent, error_payload(exc)) for offset, exc in self.errors.items() if offset >= sent]
