@@ -404,6 +404,14 @@ def pool_workers(base: Snapshot) -> list[int]:
 
 VERBS = [v for v in ("map", "imap", "uimap", "amap", "apipe", "submit", "pipe") if v not in AVOID]
 EAGER = ("map", "amap", "apipe", "submit", "pipe")
+# What every call draws besides its verb (the two rules that start calls share them).
+CALL_OPTIONS: dict[str, Any] = {
+    "data": st.data(),
+    "timed": st.booleans(),
+    "retries": st.sampled_from([0, 0, 1]),
+    "chunksize": st.sampled_from([None, None, 1, 4]),
+    "breaks": st.booleans(),
+}
 VERBS_ALL = ("map", "imap", "uimap", "amap", "apipe", "submit", "pipe")
 SINGLE = ("apipe", "submit", "pipe")
 LIFECYCLE = [op for op in ("close", "join", "terminate", "clear", "restart") if op not in AVOID] or ["clear"]
@@ -472,27 +480,13 @@ class ChaosMachine(RuleBasedStateMachine):
 
     # -- starting calls ---------------------------------------------------------------
     # Two rules start calls (Hypothesis picks among rules evenly): calls are the point.
-    @rule(
-        verb=st.sampled_from([v for v in VERBS if v in EAGER] or ["map"]),
-        data=st.data(),
-        timed=st.booleans(),
-        retries=st.sampled_from([0, 0, 1]),
-        chunksize=st.sampled_from([None, None, 1, 4]),
-        breaks=st.booleans(),
-    )
+    @rule(verb=st.sampled_from([v for v in VERBS if v in EAGER] or ["map"]), **CALL_OPTIONS)
     @step
     def start(self, verb: str, data: Any, timed: bool, retries: int, chunksize: int | None, breaks: bool) -> None:
         """Start a call (``map`` and ``pipe`` run to the end at once)."""
         self._start(verb, data, timed, retries, chunksize, breaks)
 
-    @rule(
-        verb=st.sampled_from([v for v in VERBS if v not in EAGER] or ["imap"]),
-        data=st.data(),
-        timed=st.booleans(),
-        retries=st.sampled_from([0, 0, 1]),
-        chunksize=st.sampled_from([None, None, 1, 4]),
-        breaks=st.booleans(),
-    )
+    @rule(verb=st.sampled_from([v for v in VERBS if v not in EAGER] or ["imap"]), **CALL_OPTIONS)
     @step
     def stream(self, verb: str, data: Any, timed: bool, retries: int, chunksize: int | None, breaks: bool) -> None:
         """Start an ``imap`` or ``uimap``."""

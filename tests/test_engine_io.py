@@ -145,11 +145,13 @@ def test_the_worker_reads_every_message_however_the_bytes_are_cut(long_header: b
     r, w = os.pipe()
 
     def writer() -> None:
-        pos = 0
-        while pos < len(stream):
-            n = rng.choice((1, 2, 5, 4096, 65536, 100000))
-            pos += os.write(w, stream[pos : pos + n])
-        os.close(w)
+        try:
+            pos = 0
+            while pos < len(stream):
+                n = rng.choice((1, 2, 5, 4096, 65536, 100000))
+                pos += os.write(w, stream[pos : pos + n])
+        finally:
+            os.close(w)  # the reader sees EOF, never a pipe that stays open and empty
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()

@@ -421,6 +421,8 @@ class WorkerPool(AbstractWorkerPool):
         except BaseException:
             job.cancel()  # closes its progress bar
             raise
+        if items is not None and not items:
+            job.feed(items, last=True)  # no input: the job completes, once its backend has it
         return job, backend
 
     def _eager(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any]) -> AsyncResult:
@@ -433,8 +435,6 @@ class WorkerPool(AbstractWorkerPool):
             kwds, f = {**kwds, "chunksize": None}, _none
         items = list(zip(*args)) if len(args) > 1 else list(args[0])
         job, backend = self._job(verb, f, kwds, fail_fast=True, star=len(args) > 1, total=len(items), items=items)
-        if not items:
-            job.feed(items, last=True)  # no input: the job completes (after the backend took it)
         return AsyncResult(job, single=False, on_interrupt=self._interrupt(backend))
 
     def _lazy(self, verb: str, f: Any, args: tuple[Any, ...], kwds: dict[str, Any], ordered: bool) -> ResultIterator:
@@ -446,12 +446,7 @@ class WorkerPool(AbstractWorkerPool):
         job, backend = self._job(
             verb, f, kwds, fail_fast=False, star=star, total=sized_total(args), ordered=ordered, items=items
         )
-        source: Iterator[Any] | None = None
-        if items is not None:
-            if not items:
-                job.feed(items, last=True)
-        else:
-            source = zip(*args) if star else iter(args[0])
+        source: Iterator[Any] | None = None if items is not None else zip(*args) if star else iter(args[0])
         return ResultIterator(job, source, ordered=ordered, on_interrupt=self._interrupt(backend))
 
     def map(self, f: Callable[..., Any], *args: Iterable[Any], **kwds: Any) -> list[Any]:

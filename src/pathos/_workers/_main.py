@@ -52,7 +52,9 @@ from ._protocol import (
     dump_values,
     encode,
     error_payload,
+    frame_at,
     not_started,
+    take,
 )
 
 __all__ = [
@@ -201,21 +203,16 @@ class _Inbox:
             self._fill()
 
     def _next(self) -> bytes | None:
-        buffer, pos = self.buffer, self.pos
-        have = len(buffer) - pos
-        if have < 4:
+        frame = frame_at(self.buffer, self.pos)
+        if frame is None:
             return None
-        size, head = int.from_bytes(buffer[pos : pos + 4], "big", signed=True), 4
-        if size == -1:
-            if have < 12:
-                return None
-            size, head = int.from_bytes(buffer[pos + 4 : pos + 12], "big"), 12
-        if have < head + size:
+        start, size = frame
+        if start + size > len(self.buffer):
             if size > _READ:  # a large message: read the rest straight into its own buffer
-                return self._read_large(pos + head, size)
+                return self._read_large(start, size)
             return None
-        self.pos = pos + head + size
-        return bytes(buffer[pos + head : self.pos])
+        self.pos = start + size
+        return take(self.buffer, start, size)
 
     def _fill(self) -> None:
         data = os.read(self.fd, _READ)

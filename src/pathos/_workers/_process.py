@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .._job import Batch
 from ._main import SLOT_BATCH, SLOT_BYTES, SLOT_ITEM, SLOT_SINCE, run_worker, slot_view
+from ._protocol import frame_at, take
 
 __all__ = ["MAIN_GUARD_EXIT", "MAIN_GUARD_MESSAGE", "WorkerProcess", "exit_reason", "signal_name"]
 
@@ -176,7 +177,7 @@ class WorkerProcess:
         outbox = self.outbox
         while outbox:
             if len(outbox) > 1 and len(outbox[0]) < COALESCE_BYTES:
-                parts, size = [outbox.popleft()], 0
+                parts = [outbox.popleft()]
                 size = len(parts[0])
                 while outbox and size + len(outbox[0]) <= COALESCE_BYTES:
                     size += len(outbox[0])
@@ -216,18 +217,11 @@ class WorkerProcess:
         inbox = self.inbox
         inbox += data
         messages: list[bytes] = []
-        pos, end = 0, len(inbox)
-        while end - pos >= 4:
-            size = int.from_bytes(inbox[pos : pos + 4], "big", signed=True)
-            head = 4
-            if size == -1:
-                if end - pos < 12:
-                    break
-                size, head = int.from_bytes(inbox[pos + 4 : pos + 12], "big"), 12
-            if end - pos - head < size:
-                break
-            messages.append(bytes(inbox[pos + head : pos + head + size]))
-            pos += head + size
+        pos = 0
+        while (frame := frame_at(inbox, pos)) is not None and frame[0] + frame[1] <= len(inbox):
+            start, size = frame
+            messages.append(take(inbox, start, size))
+            pos = start + size
         del inbox[:pos]
         return messages
 

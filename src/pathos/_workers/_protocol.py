@@ -70,12 +70,14 @@ __all__ = [
     "encode",
     "error_payload",
     "expect_batch",
+    "frame_at",
     "items_label",
     "load_values",
     "not_started",
     "rebuild_error",
     "run_items",
     "run_loaded",
+    "take",
     "timeout_error",
 ]
 
@@ -166,6 +168,28 @@ def encode(message: ToWorker | FromWorker) -> bytes:
     ``NamedTuple`` names its class, which costs a microsecond each way: per batch, on
     the hot path)."""
     return pickle.dumps((_TAGS[type(message)], tuple(message)), 5)
+
+
+def frame_at(buffer: bytearray, pos: int) -> tuple[int, int] | None:
+    """Where the message framed at ``buffer[pos:]`` lies: ``(start, size)`` of its body,
+    or None while its header is incomplete. The framing is ``multiprocessing.Connection``'s,
+    which both ends write: a 4-byte big-endian length, or -1 and an 8-byte length. The
+    body may still be incomplete: the caller compares ``start + size`` with what it has."""
+    have = len(buffer) - pos
+    if have < 4:
+        return None
+    size = int.from_bytes(buffer[pos : pos + 4], "big", signed=True)
+    if size != -1:
+        return pos + 4, size
+    if have < 12:
+        return None
+    return pos + 12, int.from_bytes(buffer[pos + 4 : pos + 12], "big")
+
+
+def take(buffer: bytearray, start: int, size: int) -> bytes:
+    """A copy of ``buffer[start : start + size]`` (one copy: slicing a bytearray would make two)."""
+    with memoryview(buffer) as view:
+        return bytes(view[start : start + size])
 
 
 def decode(data: bytes) -> Any:
